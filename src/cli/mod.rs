@@ -1,0 +1,106 @@
+//! The `gantry` command line. It mirrors `docker` where it can (`run`, `ps`, `images`,
+//! `rm`), but is daemonless on the host: each command does its work itself, like
+//! `podman` or `runc`.
+
+mod attach;
+mod containers;
+mod run;
+
+use crate::config::{Paths, DEFAULT_DATA_DIR, DEFAULT_STATE_DIR};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "gantry", version, about = "Teach container internals with real containers in the browser")]
+pub struct Cli {
+    /// Where images and the SQLite database live.
+    #[arg(long, global = true, env = "GANTRY_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Where running containers keep their state (a tmpfs).
+    #[arg(long, global = true, env = "GANTRY_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a command in a new container.
+    Run(run::RunArgs),
+    /// List containers.
+    Ps(containers::PsArgs),
+    /// List images.
+    Images,
+    /// Remove containers.
+    Rm(containers::RmArgs),
+    /// Show a container's recent output.
+    Logs(containers::LogsArgs),
+    /// Start the web dashboard.
+    Serve(crate::web::ServeArgs),
+    /// Internal: the per-container monitor (started by gantry itself).
+    #[command(hide = true)]
+    Monitor {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+/// Prints an error with its whole chain.
+pub(crate) fn print_error(err: &anyhow::Error) {
+    eprintln!("gantry: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// Root is needed for namespaces, mounts and cgroups.
+pub(crate) fn require_root() -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("gantry needs root to create namespaces, mounts and cgroups: run it with sudo");
+    }
+    Ok(())
+}
+
+/// Entry point of the binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let paths = Paths::new(cli.data_dir, cli.state_dir);
+    let result = match cli.command {
+        Command::Monitor { id } => return crate::runtime::monitor::main(&paths, &id),
+        Command::Run(args) => return run::run(&paths, args),
+        Command::Ps(args) => containers::ps(&paths, args),
+        Command::Images => containers::images(&paths),
+        Command::Rm(args) => containers::rm(&paths, args),
+        Command::Logs(args) => containers::logs(&paths, args),
+        Command::Serve(args) => require_root().and_then(|_| crate::web::serve(paths, args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            print_error(&e);
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_the_command_after_the_image_like_docker() {
+        let cli = Cli::try_parse_from(["gantry", "run", "--rm", "-it", "-e", "A=1", "busybox", "ls", "-l", "/"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert!(args.rm && args.interactive && args.tty);
+        assert_eq!(args.image, "busybox");
+        assert_eq!(args.command, ["ls", "-l", "/"]);
+    }
+}

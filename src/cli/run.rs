@@ -1,0 +1,228 @@
+//! `gantry run`: like `docker run`, without a daemon.
+//!
+//! Three ways to run, picked from the flags:
+//! - foreground without `-t`: this process is the container's parent (it is
+//!   single-threaded, so it may clone); stdin/stdout/stderr pass straight through;
+//! - `-d`: a monitor owns the container and this command returns its id;
+//! - `-t`: a monitor owns the pty and this command attaches to it in raw mode.
+
+use crate::config::Paths;
+use crate::image::ImageStore;
+use crate::runtime::cgroups;
+use crate::runtime::launch::{self, ChildIo};
+use crate::runtime::spec::*;
+use crate::runtime::state::{self, ContainerDir, ContainerState, Status};
+use anyhow::Context;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Name the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Container hostname (default: the container id).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Set an environment variable (KEY=VALUE); repeatable.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long, default_value = "/")]
+    pub workdir: String,
+    /// Memory limit, e.g. 64m.
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// CPU quota in CPUs, e.g. 0.5.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Maximum number of tasks.
+    #[arg(long)]
+    pub pids_limit: Option<String>,
+    /// Size of the writable layer, e.g. 512m (default 1g).
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// Network mode.
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Image to run, e.g. busybox.
+    pub image: String,
+    /// Command and its arguments (default: sh).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Builds the spec from the flags; every bad value is reported with what to use instead.
+pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpec> {
+    let id = new_container_id();
+    let image = ImageName::parse(&a.image)?;
+    let image_rootfs = ImageStore::new(paths).rootfs(&image)?;
+    let hostname = match &a.hostname {
+        Some(h) => Hostname::parse(h)?,
+        None => Hostname::parse(&id).expect("ids are valid hostnames"),
+    };
+    Ok(ContainerSpec {
+        name: a.name.as_deref().map(ContainerName::parse).transpose()?,
+        image,
+        image_rootfs,
+        command: if a.command.is_empty() {
+            vec!["sh".into()]
+        } else {
+            a.command.clone()
+        },
+        env: a.env.iter().map(|e| EnvVar::parse(e)).collect::<Result<_, _>>()?,
+        hostname,
+        workdir: parse_workdir(&a.workdir)?,
+        tty: a.tty,
+        interactive: a.interactive,
+        limits: Limits {
+            memory: a.memory.as_deref().map(MemoryLimit::parse).transpose()?,
+            cpus: a.cpus.as_deref().map(CpuLimit::parse).transpose()?,
+            pids: a.pids_limit.as_deref().map(PidsLimit::parse).transpose()?,
+            disk: a.disk.as_deref().map(DiskLimit::parse).transpose()?,
+        },
+        network: NetworkMode::parse(&a.network)?,
+        auto_remove: a.rm,
+        session: None,
+        id,
+    })
+}
+
+/// `gantry run`; returns the exit code (the container's, or 125 if it could not start).
+pub fn run(paths: &Paths, args: RunArgs) -> i32 {
+    let prepared = super::require_root()
+        .and_then(|_| cgroups::check_controllers().map_err(Into::into))
+        .and_then(|_| spec_from_args(paths, &args));
+    let spec = match prepared {
+        Ok(s) => s,
+        Err(e) => {
+            super::print_error(&e);
+            return launch::EXIT_SETUP_FAILED;
+        }
+    };
+    let result = if args.detach {
+        detached(paths, &spec)
+    } else if args.tty {
+        super::attach::run_attached(paths, &spec)
+    } else {
+        foreground(paths, &spec)
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e
+                .downcast_ref::<launch::LaunchError>()
+                .map(|l| l.exit_code())
+                .or_else(|| match e.downcast_ref::<crate::runtime::client::ClientError>() {
+                    Some(crate::runtime::client::ClientError::Launch { exit_code, .. }) => Some(*exit_code),
+                    _ => None,
+                })
+                .unwrap_or(launch::EXIT_SETUP_FAILED);
+            super::print_error(&e);
+            code
+        }
+    }
+}
+
+fn detached(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe().context("finding the gantry binary")?;
+    crate::runtime::client::start_with_monitor(&exe, paths, spec)?;
+    println!("{}", spec.id);
+    Ok(0)
+}
+
+/// The pid signals are forwarded to (0 = none yet).
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+fn foreground(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> {
+    let cd = ContainerDir::create(paths, spec)?;
+    let io = if spec.interactive {
+        ChildIo::Inherit
+    } else {
+        // Like docker: without -i the container's stdin is empty.
+        let null = std::fs::File::open("/dev/null").context("opening /dev/null")?;
+        ChildIo::Fds {
+            stdin: null.into(),
+            stdout: std::io::stdout().as_raw_fd_owned()?,
+            stderr: std::io::stderr().as_raw_fd_owned()?,
+        }
+    };
+    let started = match launch::launch(spec, &cd.dir, io) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = cd.remove();
+            return Err(e.into());
+        }
+    };
+    FORWARD_TO.store(started.pid.as_raw(), Ordering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installing a handler that only calls kill(2). Handlers (unlike ignored
+        // signals) are reset by execve, so the container starts with default dispositions.
+        unsafe { libc::signal(sig, forward_signal as *const () as libc::sighandler_t) };
+    }
+    let mut st = ContainerState {
+        id: spec.id.clone(),
+        status: Status::Running,
+        pid: Some(started.pid.as_raw()),
+        pid_start: state::process_start_time(started.pid.as_raw()),
+        monitor_pid: Some(std::process::id() as i32),
+        cgroup: Some(started.cgroup.placement().clone()),
+        created_at: state::now(),
+        finished_at: None,
+        exit_code: None,
+        oom_killed: false,
+    };
+    if !spec.auto_remove {
+        cd.save(&st)?;
+    }
+    let status = launch::wait(started.pid);
+    FORWARD_TO.store(0, Ordering::Relaxed);
+    st.oom_killed =
+        status.signal == Some(libc::SIGKILL) && started.cgroup.stats().memory.oom_kills > 0;
+    started.cgroup.kill_all();
+    let _ = started.cgroup.remove();
+    if spec.auto_remove {
+        cd.remove()?;
+    } else {
+        st.status = Status::Exited;
+        st.exit_code = Some(status.code);
+        st.finished_at = Some(state::now());
+        cd.save(&st)?;
+    }
+    if st.oom_killed {
+        eprintln!("gantry: container {} was killed by the OOM killer: it used more than its memory limit", spec.id);
+    }
+    Ok(status.code)
+}
+
+trait DupFd {
+    fn as_raw_fd_owned(&self) -> anyhow::Result<std::os::fd::OwnedFd>;
+}
+
+impl<T: AsRawFd> DupFd for T {
+    fn as_raw_fd_owned(&self) -> anyhow::Result<std::os::fd::OwnedFd> {
+        // SAFETY: borrowing our own open stdio descriptor for the duration of the dup.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) };
+        fd.try_clone_to_owned().context("duplicating stdio")
+    }
+}

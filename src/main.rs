@@ -1,0 +1,5 @@
+//! The `gantry` binary: parse the command line and hand over to the library.
+
+fn main() {
+    std::process::exit(gantry::cli::main());
+}

@@ -1,0 +1,3 @@
+//! Read-only views of kernel state for the pictures.
+
+pub mod namespaces;

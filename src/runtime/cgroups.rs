@@ -1,0 +1,309 @@
+//! Control groups (cgroups(7)) through `cgroups-rs`: a cgroup per container with its
+//! memory, CPU and pids limits, and its usage read back.
+//!
+//! gantry's tree is created *under the cgroup gantry itself runs in* — per controller on
+//! cgroup v1, where a process can sit at a different path in each hierarchy (on this
+//! machine kind the memory controller puts us in `/process_api/<id>` while the others say
+//! `/`) — as a systemd service with `Delegate=yes` would. Never at a hierarchy's root.
+//!
+//! Works on cgroup v1, including the hybrid layout (an empty cgroup2 mounted at
+//! `/sys/fs/cgroup/unified`, which cgroups-rs rightly ignores for v1 controllers), and on
+//! the v2 unified hierarchy.
+
+use crate::runtime::spec::Limits;
+use cgroups_rs::fs::cgroup::{get_cgroups_relative_paths, Cgroup};
+use cgroups_rs::fs::cpu::CpuController;
+use cgroups_rs::fs::cpuacct::CpuAcctController;
+use cgroups_rs::fs::memory::MemController;
+use cgroups_rs::fs::pid::PidController;
+use cgroups_rs::fs::{hierarchies, Controller, MaxValue, Resources};
+use cgroups_rs::CgroupPid;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// The controllers gantry needs, with the v1 mount a missing one wants.
+const REQUIRED_V1: &[&str] = &["memory", "cpu", "cpuacct", "pids"];
+const REQUIRED_V2: &[&str] = &["memory", "cpu", "pids"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroup controller '{0}' is not mounted: mount it (e.g. `mkdir -p /sys/fs/cgroup/{0} && mount -t cgroup -o {0} cgroup /sys/fs/cgroup/{0}`) or boot with the cgroup v2 unified hierarchy")]
+    MissingController(String),
+    #[error("reading this process's cgroups from /proc/self/cgroup: {0}")]
+    OwnCgroup(String),
+    #[error("creating cgroup {path}: {message}")]
+    Create { path: String, message: String },
+    #[error("setting limits on cgroup {path}: {message}")]
+    Limits { path: String, message: String },
+    #[error("moving pid {pid} into cgroup {path}: {message}")]
+    Join { pid: i32, path: String, message: String },
+    #[error("removing cgroup {path}: {message}")]
+    Remove { path: String, message: String },
+}
+
+/// Where a container's cgroup is: enough to find it again from another process (the
+/// monitor, or a restarted server). Stored in the container's state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CgroupPlacement {
+    /// Path below gantry's own cgroup, e.g. `gantry/3f2a…`.
+    pub rel: String,
+    /// Per-controller cgroup of the process that created it (from /proc/self/cgroup).
+    pub parents: HashMap<String, String>,
+}
+
+/// The name of gantry's subtree below its own cgroup.
+pub const TREE: &str = "gantry";
+
+/// A container's cgroup.
+pub struct ContainerCgroup {
+    cg: Cgroup,
+    placement: CgroupPlacement,
+}
+
+fn v2() -> bool {
+    hierarchies::is_cgroup2_unified_mode()
+}
+
+/// Checks that the controllers gantry needs are there, with a hint if not.
+pub fn check_controllers() -> Result<(), CgroupError> {
+    let hier = hierarchies::auto();
+    let have: Vec<String> = hier
+        .subsystems()
+        .iter()
+        .map(|s| s.controller_name())
+        .collect();
+    let need = if hier.v2() { REQUIRED_V2 } else { REQUIRED_V1 };
+    for c in need {
+        if !have.iter().any(|h| h == c) {
+            return Err(CgroupError::MissingController(c.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// This process's cgroups, per controller; on v2 the single path under the key "".
+fn own_cgroups() -> Result<HashMap<String, String>, CgroupError> {
+    get_cgroups_relative_paths().map_err(|e| CgroupError::OwnCgroup(e.to_string()))
+}
+
+impl ContainerCgroup {
+    /// Creates `gantry/<id>` below our own cgroup and applies `limits`.
+    pub fn create(id: &str, limits: &Limits) -> Result<Self, CgroupError> {
+        let parents = own_cgroups()?;
+        let rel = if v2() {
+            // v2 has one path for all controllers ("0::/path").
+            let own = parents.get("").cloned().unwrap_or_default();
+            format!("{}/{TREE}/{id}", own.trim_matches('/'))
+                .trim_start_matches('/')
+                .to_string()
+        } else {
+            format!("{TREE}/{id}")
+        };
+        let placement = CgroupPlacement { rel, parents };
+        let cg = Self::handle(&placement);
+        cg.create().map_err(|e| CgroupError::Create {
+            path: placement.rel.clone(),
+            message: e.to_string(),
+        })?;
+        let this = ContainerCgroup { cg, placement };
+        this.apply(limits)?;
+        Ok(this)
+    }
+
+    /// Finds an existing cgroup from its placement (it may already be gone).
+    pub fn open(placement: &CgroupPlacement) -> Self {
+        ContainerCgroup {
+            cg: Self::handle(placement),
+            placement: placement.clone(),
+        }
+    }
+
+    fn handle(p: &CgroupPlacement) -> Cgroup {
+        Cgroup::load_with_relative_paths(hierarchies::auto(), &p.rel, p.parents.clone())
+    }
+
+    pub fn placement(&self) -> &CgroupPlacement {
+        &self.placement
+    }
+
+    /// Sets memory, CPU and pids limits. Without swap accounting (no swap here) the
+    /// memory limit is the whole budget; with it, swap is capped to the same figure so a
+    /// hog cannot escape into swap.
+    pub fn apply(&self, limits: &Limits) -> Result<(), CgroupError> {
+        let mut res = Resources::default();
+        if let Some(m) = limits.memory {
+            res.memory.memory_hard_limit = Some(m.bytes() as i64);
+        }
+        if let Some(c) = limits.cpus {
+            res.cpu.quota = Some(c.quota_us());
+            res.cpu.period = Some(crate::runtime::spec::CpuLimit::PERIOD_US);
+        }
+        if let Some(p) = limits.pids {
+            res.pid.maximum_number_of_processes = Some(MaxValue::Value(p.get() as i64));
+        }
+        self.cg.apply(&res).map_err(|e| CgroupError::Limits {
+            path: self.placement.rel.clone(),
+            message: e.to_string(),
+        })?;
+        if let (Some(m), Some(mem)) = (limits.memory, self.cg.controller_of::<MemController>()) {
+            if !self.cg.v2() && mem.path().join("memory.memsw.limit_in_bytes").exists() {
+                mem.set_memswap_limit(m.bytes() as i64)
+                    .map_err(|e| CgroupError::Limits {
+                        path: self.placement.rel.clone(),
+                        message: e.to_string(),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a process (and so its future children) into this cgroup.
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        self.cg
+            .add_task_by_tgid(CgroupPid::from(pid as u64))
+            .map_err(|e| CgroupError::Join {
+                pid,
+                path: self.placement.rel.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Processes in the cgroup (read from the pids controller's `cgroup.procs`).
+    pub fn processes(&self) -> Vec<i32> {
+        self.cg.procs().into_iter().map(|p| p.pid as i32).collect()
+    }
+
+    pub fn exists(&self) -> bool {
+        self.cg.exists()
+    }
+
+    /// SIGKILLs everything in the cgroup (used when a container's monitor is gone).
+    pub fn kill_all(&self) {
+        if self.cg.v2() && self.cg.kill().is_ok() {
+            return;
+        }
+        for pid in self.processes() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// Removes the cgroup (retrying while the kernel finishes tearing down the last
+    /// tasks), then gantry's parent dir if it became empty.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        self.cg.delete().map_err(|e| CgroupError::Remove {
+            path: self.placement.rel.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(parent) = std::path::Path::new(&self.placement.rel).parent() {
+            let parent = Cgroup::load_with_relative_paths(
+                hierarchies::auto(),
+                parent,
+                self.placement.parents.clone(),
+            );
+            for s in parent.subsystems() {
+                // Fails with EBUSY while other containers run: that is fine.
+                let _ = std::fs::remove_dir(s.to_controller().path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Directory of one controller's cgroup, e.g. for the `memory` pictures.
+    pub fn controller_path(&self, name: &str) -> Option<PathBuf> {
+        self.cg
+            .subsystems()
+            .iter()
+            .find(|s| s.controller_name() == name)
+            .map(|s| s.to_controller().path().to_path_buf())
+    }
+
+    /// Current usage against limits.
+    pub fn stats(&self) -> CgroupStats {
+        let mut st = CgroupStats {
+            path: format!("/{}", self.placement.rel),
+            ..Default::default()
+        };
+        if let Some(mem) = self.cg.controller_of::<MemController>() {
+            let m = mem.memory_stat();
+            st.memory.usage_bytes = m.usage_in_bytes;
+            st.memory.max_usage_bytes = m.max_usage_in_bytes;
+            st.memory.failcnt = m.fail_cnt;
+            st.memory.oom_kills = m.oom_control.oom_kill;
+            st.memory.limit_bytes = unlimited_as_none(m.limit_in_bytes);
+        }
+        if let Some(pids) = self.cg.controller_of::<PidController>() {
+            st.pids.current = pids.get_pid_current().unwrap_or(0);
+            st.pids.limit = match pids.get_pid_max() {
+                Ok(MaxValue::Value(v)) => Some(v as u64),
+                _ => None,
+            };
+        }
+        if let Some(acct) = self.cg.controller_of::<CpuAcctController>() {
+            st.cpu.usage_ns = acct.cpuacct().usage;
+        }
+        if let Some(cpu) = self.cg.controller_of::<CpuController>() {
+            let c = cpu.cpu();
+            for line in c.stat.lines() {
+                let mut it = line.split_whitespace();
+                match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
+                    (Some("nr_throttled"), Some(v)) => st.cpu.nr_throttled = v,
+                    // v2 reports usage in cpu.stat (µs) instead of cpuacct.
+                    (Some("usage_usec"), Some(v)) if st.cpu.usage_ns == 0 => {
+                        st.cpu.usage_ns = v * 1000
+                    }
+                    _ => {}
+                }
+            }
+            if let (Ok(q), Ok(p)) = (cpu.cfs_quota(), cpu.cfs_period()) {
+                if q > 0 && p > 0 {
+                    st.cpu.quota_cpus = Some(q as f64 / p as f64);
+                }
+            }
+        }
+        st
+    }
+}
+
+fn unlimited_as_none(v: i64) -> Option<u64> {
+    // v1 reports "unlimited" as PAGE_COUNTER_MAX pages, about 2^63 bytes.
+    if v <= 0 || v >= (1i64 << 62) {
+        None
+    } else {
+        Some(v as u64)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MemoryStats {
+    pub usage_bytes: u64,
+    pub limit_bytes: Option<u64>,
+    pub max_usage_bytes: u64,
+    pub failcnt: u64,
+    pub oom_kills: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PidsStats {
+    pub current: u64,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CpuStats {
+    pub usage_ns: u64,
+    pub quota_cpus: Option<f64>,
+    pub nr_throttled: u64,
+}
+
+/// A container's cgroup usage against its limits, as the pictures show it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CgroupStats {
+    pub path: String,
+    pub memory: MemoryStats,
+    pub pids: PidsStats,
+    pub cpu: CpuStats,
+}

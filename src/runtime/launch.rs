@@ -1,0 +1,420 @@
+//! Starting a container: `clone(2)` into new namespaces, join the cgroup, build the root
+//! filesystem, exec.
+//!
+//! Always called from a single-threaded process — the `gantry` CLI, or the per-container
+//! monitor that the server spawns — never from the multi-threaded server: after `clone`
+//! without `CLONE_VM` the child is a copy of a process with one thread, so it may allocate
+//! and take locks freely.
+//!
+//! The handshake (see [`crate::runtime::sync`]):
+//!
+//! ```text
+//!  parent (monitor/CLI)                 child (the container's pid 1)
+//!  create cgroup, apply limits
+//!  clone(NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET) ─┐
+//!  write pid to cgroup.procs                  mount rootfs, pivot_root, open pty
+//!                              <── RootfsReady (+ pty master fd)
+//!                              ──> Go
+//!                                             unshare(NEWCGROUP), setsid, dup2, execve
+//!  EOF on the socket = exec succeeded  <──    (or Failed{..} and exit 125/126/127)
+//! ```
+
+use crate::runtime::cgroups::{CgroupError, ContainerCgroup};
+use crate::runtime::plan::{self, LayerDirs, MountOp};
+use crate::runtime::rootfs;
+use crate::runtime::spec::ContainerSpec;
+use crate::runtime::sync::{SyncError, SyncMsg, SyncSocket};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+/// Exit codes when the container never got to run its command (as Docker's).
+pub const EXIT_SETUP_FAILED: i32 = 125;
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("image rootfs {0} is missing: the image store is damaged; remove the image folder and let gantry rebuild it")]
+    MissingRootfs(String),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("clone: {0} (gantry needs root, and a kernel with pid, mount, uts, ipc and net namespaces)")]
+    Clone(nix::Error),
+    #[error("container setup failed at {step}: {message}")]
+    Setup {
+        step: String,
+        message: String,
+        exit_code: i32,
+    },
+    #[error("the container's first process died during setup")]
+    DiedDuringSetup,
+}
+
+impl LaunchError {
+    /// The exit code `gantry run` reports for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LaunchError::Setup { exit_code, .. } => *exit_code,
+            _ => EXIT_SETUP_FAILED,
+        }
+    }
+}
+
+/// What the container's fds 0, 1 and 2 are.
+pub enum ChildIo {
+    /// Keep the caller's (foreground `gantry run`).
+    Inherit,
+    /// A new pty from the container's own devpts; the master comes back to the caller.
+    Pty,
+    /// These descriptors (e.g. pipes to the monitor).
+    Fds {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+}
+
+/// A started container.
+pub struct Started {
+    pub pid: Pid,
+    pub pty_master: Option<OwnedFd>,
+    pub cgroup: ContainerCgroup,
+}
+
+/// Starts `spec` with its writable layer under `container_dir`.
+pub fn launch(spec: &ContainerSpec, container_dir: &Path, io: ChildIo) -> Result<Started, LaunchError> {
+    if !spec.image_rootfs.is_dir() {
+        return Err(LaunchError::MissingRootfs(spec.image_rootfs.display().to_string()));
+    }
+    let ops = plan::rootfs_plan(spec, &LayerDirs::under(container_dir));
+    let cgroup = ContainerCgroup::create(&spec.id, &spec.limits)?;
+    let started = start_in_cgroup(spec, &ops, io, &cgroup);
+    match started {
+        Ok((pid, pty_master)) => Ok(Started {
+            pid,
+            pty_master,
+            cgroup,
+        }),
+        Err(e) => {
+            let _ = cgroup.remove();
+            Err(e)
+        }
+    }
+}
+
+fn start_in_cgroup(
+    spec: &ContainerSpec,
+    ops: &[MountOp],
+    io: ChildIo,
+    cgroup: &ContainerCgroup,
+) -> Result<(Pid, Option<OwnedFd>), LaunchError> {
+    let (parent_sock, child_sock) = SyncSocket::pair()?;
+    let flags = plan::clone_flags();
+    // SAFETY: a raw clone without CLONE_VM behaves like fork(2): the child gets a copy of
+    // this (single-threaded) process and runs on a copy of our stack.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret < 0 {
+        return Err(LaunchError::Clone(nix::Error::last()));
+    }
+    if ret == 0 {
+        drop(parent_sock);
+        child_main(spec, ops, io, child_sock);
+    }
+    drop(child_sock);
+    drop(io);
+    let pid = Pid::from_raw(ret as i32);
+    let fail = |e: LaunchError| {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        e
+    };
+
+    if let Err(e) = cgroup.add_process(pid.as_raw()) {
+        return Err(fail(e.into()));
+    }
+    // Network: `none` needs nothing from the parent (the child brings up loopback).
+    let pty_master = match parent_sock.recv() {
+        Ok(Some((SyncMsg::RootfsReady, fd))) => fd,
+        Ok(Some((SyncMsg::Failed { step, message, exit_code }, _))) => {
+            return Err(fail(LaunchError::Setup { step, message, exit_code }))
+        }
+        Ok(_) => return Err(fail(LaunchError::DiedDuringSetup)),
+        Err(e) => return Err(fail(e.into())),
+    };
+    if let Err(e) = parent_sock.send(&SyncMsg::Go, None) {
+        return Err(fail(e.into()));
+    }
+    match parent_sock.recv() {
+        Ok(None) => Ok((pid, pty_master)),
+        Ok(Some((SyncMsg::Failed { step, message, exit_code }, _))) => {
+            Err(fail(LaunchError::Setup { step, message, exit_code }))
+        }
+        Ok(Some(_)) => Err(fail(LaunchError::DiedDuringSetup)),
+        Err(e) => Err(fail(e.into())),
+    }
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub code: i32,
+    pub signal: Option<i32>,
+}
+
+/// Waits for the container's first process (the caller must be its parent).
+pub fn wait(pid: Pid) -> ExitStatus {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return ExitStatus { code, signal: None },
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                return ExitStatus {
+                    code: 128 + sig as i32,
+                    signal: Some(sig as i32),
+                }
+            }
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(_) => {
+                return ExitStatus {
+                    code: EXIT_SETUP_FAILED,
+                    signal: None,
+                }
+            }
+        }
+    }
+}
+
+/// Like [`wait`] but returns `None` if the process has not exited yet.
+pub fn try_wait(pid: Pid) -> Option<ExitStatus> {
+    use nix::sys::wait::WaitPidFlag;
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus { code, signal: None }),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Some(ExitStatus {
+            code: 128 + sig as i32,
+            signal: Some(sig as i32),
+        }),
+        Ok(_) => None,
+        Err(nix::Error::ECHILD) => Some(ExitStatus {
+            code: EXIT_SETUP_FAILED,
+            signal: None,
+        }),
+        Err(_) => None,
+    }
+}
+
+// ---- the child side ----------------------------------------------------------------
+
+struct StepError {
+    step: &'static str,
+    message: String,
+    exit_code: i32,
+}
+
+fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> StepError {
+    move |e| StepError {
+        step,
+        message: e.to_string(),
+        exit_code: EXIT_SETUP_FAILED,
+    }
+}
+
+/// The container's first process, from clone to exec. Never returns.
+fn child_main(spec: &ContainerSpec, ops: &[MountOp], io: ChildIo, sock: SyncSocket) -> ! {
+    let err = match child_setup(spec, ops, io, &sock) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = sock.send(
+        &SyncMsg::Failed {
+            step: err.step.to_string(),
+            message: err.message,
+            exit_code: err.exit_code,
+        },
+        None,
+    );
+    // SAFETY: leave without running the parent's atexit handlers or destructors.
+    unsafe { libc::_exit(err.exit_code) }
+}
+
+enum Never {}
+
+fn child_setup(spec: &ContainerSpec, ops: &[MountOp], io: ChildIo, sock: &SyncSocket) -> Result<Never, StepError> {
+    // If the monitor (our parent) dies, so do we: a container never outlives its owner.
+    // SAFETY: plain prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    rootfs::apply(ops).map_err(step("rootfs"))?;
+    nix::unistd::sethostname(spec.hostname.as_str()).map_err(step("sethostname"))?;
+    loopback_up().map_err(step("loopback"))?;
+
+    let (pty_master, pty_slave) = match io {
+        ChildIo::Pty => {
+            let (m, s) = open_pty().map_err(step("pty"))?;
+            (Some(m), Some(s))
+        }
+        _ => (None, None),
+    };
+    sock.send(&SyncMsg::RootfsReady, pty_master.as_ref().map(|m| m.as_raw_fd()))
+        .map_err(step("sync"))?;
+    drop(pty_master);
+    match sock.recv() {
+        Ok(Some((SyncMsg::Go, _))) => {}
+        _ => return Err(step("sync")("parent went away before go")),
+    }
+    // Now that we are in our own cgroup, a cgroup namespace rooted there.
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(step("unshare cgroup"))?;
+
+    match io {
+        ChildIo::Pty => {
+            let slave = pty_slave.expect("pty slave opened above");
+            // A new session whose controlling terminal is the pty: job control works, and
+            // TIOCSTI on it reaches nothing outside the container.
+            nix::unistd::setsid().map_err(step("setsid"))?;
+            // SAFETY: TIOCSCTTY takes an int argument.
+            if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+                return Err(step("TIOCSCTTY")(nix::Error::last()));
+            }
+            for fd in 0..3 {
+                dup_onto(slave.as_raw_fd(), fd).map_err(step("dup2"))?;
+            }
+        }
+        ChildIo::Fds { stdin, stdout, stderr } => {
+            dup_onto(stdin.as_raw_fd(), 0).map_err(step("dup2"))?;
+            dup_onto(stdout.as_raw_fd(), 1).map_err(step("dup2"))?;
+            dup_onto(stderr.as_raw_fd(), 2).map_err(step("dup2"))?;
+        }
+        ChildIo::Inherit => {}
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::unistd::chdir(spec.workdir.as_str()).map_err(|e| StepError {
+        step: "chdir",
+        message: format!("working directory {}: {e}", spec.workdir),
+        exit_code: EXIT_CANNOT_EXECUTE,
+    })?;
+    exec(spec)
+}
+
+fn dup_onto(from: RawFd, to: RawFd) -> nix::Result<()> {
+    if from != to {
+        // SAFETY: dup2 onto 0..2; the result does not carry CLOEXEC, as wanted.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Err(nix::Error::last());
+        }
+    } else {
+        // SAFETY: clearing FD_CLOEXEC on a descriptor we own.
+        if unsafe { libc::fcntl(from, libc::F_SETFD, 0) } < 0 {
+            return Err(nix::Error::last());
+        }
+    }
+    Ok(())
+}
+
+/// Opens a pty from the container's /dev/ptmx (its own devpts instance) and its peer.
+fn open_pty() -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let master = open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK takes a pointer to an int; TIOCGPTPEER (Linux 4.13) opens the
+    // slave by the master's fd, immune to path tricks.
+    unsafe {
+        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) < 0 {
+            return Err(nix::Error::last());
+        }
+        let slave = libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if slave < 0 {
+            return Err(nix::Error::last());
+        }
+        Ok((master, std::os::fd::FromRawFd::from_raw_fd(slave)))
+    }
+}
+
+/// Brings up `lo` in the new network namespace (SIOCSIFFLAGS, see netdevice(7)).
+fn loopback_up() -> nix::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    // SAFETY: ifreq is plain data; we fill the name and flags fields only.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(nix::Error::last());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(nix::Error::last());
+        }
+    }
+    Ok(())
+}
+
+/// Finds the command in the container's PATH and execs it.
+fn exec(spec: &ContainerSpec) -> Result<Never, StepError> {
+    let env = spec.effective_env();
+    let argv0 = spec.command.first().ok_or_else(|| StepError {
+        step: "exec",
+        message: "no command given and the image has none".into(),
+        exit_code: EXIT_NOT_FOUND,
+    })?;
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/bin");
+    let program = resolve(argv0, path).ok_or_else(|| StepError {
+        step: "exec",
+        message: format!("{argv0}: executable file not found in $PATH"),
+        exit_code: EXIT_NOT_FOUND,
+    })?;
+    let cstr = |s: &str| CString::new(s).map_err(step("exec"));
+    let prog = cstr(&program)?;
+    let args = spec.command.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let envs = env
+        .iter()
+        .map(|(k, v)| cstr(&format!("{k}={v}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let e = nix::unistd::execve(&prog, &args, &envs).unwrap_err();
+    Err(StepError {
+        step: "exec",
+        message: format!("{program}: {e}"),
+        exit_code: if e == nix::Error::ENOENT { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXECUTE },
+    })
+}
+
+fn resolve(cmd: &str, path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if cmd.contains('/') {
+        return Some(cmd.to_string());
+    }
+    path.split(':').filter(|d| !d.is_empty()).find_map(|dir| {
+        let candidate = format!("{dir}/{cmd}");
+        let meta = std::fs::metadata(&candidate).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
+    })
+}

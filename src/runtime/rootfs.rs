@@ -1,0 +1,99 @@
+//! Applying a mount plan inside the container's new mount namespace: mount(2),
+//! mknod(2), pivot_root(2).
+//!
+//! Runs in the container's first process, before `execve`, single-threaded.
+
+use crate::runtime::plan::MountOp;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{mknod, Mode, SFlag};
+use nix::unistd::{chdir, pivot_root};
+use std::path::Path;
+
+/// A failed step, naming the operation and the path.
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("{op} {path}: {source}")]
+    Sys {
+        op: &'static str,
+        path: String,
+        source: nix::Error,
+    },
+    #[error("mkdir {path}: {source}")]
+    Mkdir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn sys<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> RootfsError + 'a {
+    move |source| RootfsError::Sys {
+        op,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Applies `ops` in order.
+pub fn apply(ops: &[MountOp]) -> Result<(), RootfsError> {
+    for op in ops {
+        apply_one(op)?;
+    }
+    Ok(())
+}
+
+fn apply_one(op: &MountOp) -> Result<(), RootfsError> {
+    match op {
+        MountOp::MakeRootPrivate => mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(sys("make-rprivate", Path::new("/"))),
+        MountOp::Mkdir { path, mode } => {
+            use std::os::unix::fs::DirBuilderExt;
+            match std::fs::DirBuilder::new().mode(*mode).create(path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(source) => Err(RootfsError::Mkdir {
+                    path: path.display().to_string(),
+                    source,
+                }),
+            }
+        }
+        MountOp::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => mount(
+            Some(source.as_str()),
+            target,
+            Some(fstype.as_str()),
+            *flags,
+            data.as_deref(),
+        )
+        .map_err(sys("mount", target)),
+        MountOp::Mknod { path, major, minor } => mknod(
+            path,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(*major, *minor),
+        )
+        .map_err(sys("mknod", path)),
+        MountOp::Symlink { target, link } => {
+            nix::unistd::symlinkat(target.as_str(), nix::fcntl::AT_FDCWD, link)
+                .map_err(sys("symlink", link))
+        }
+        MountOp::PivotRoot { new_root } => {
+            // The pivot_root(".", ".") idiom: stack the old root under the new one, then
+            // detach it; no directory for the old root is needed.
+            chdir(new_root).map_err(sys("chdir", new_root))?;
+            pivot_root(".", ".").map_err(sys("pivot_root", new_root))?;
+            umount2(".", MntFlags::MNT_DETACH).map_err(sys("umount old root", new_root))?;
+            chdir("/").map_err(sys("chdir", Path::new("/")))
+        }
+    }
+}

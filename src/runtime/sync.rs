@@ -1,0 +1,128 @@
+//! The parent/child handshake of a launch, over a `socketpair(2)`.
+//!
+//! `SOCK_SEQPACKET` keeps message boundaries, so each message is one JSON datagram; a file
+//! descriptor (the pty master) travels beside it as `SCM_RIGHTS` (see unix(7)). Both ends
+//! are close-on-exec: when the container's command is exec'd the parent reads EOF, which
+//! is how it learns that `execve` succeeded.
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use serde::{Deserialize, Serialize};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Messages of the launch handshake.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub enum SyncMsg {
+    /// child → parent: the root filesystem is ready (a pty master may ride along).
+    RootfsReady,
+    /// parent → child: cgroups are joined, networking is set; go on and exec.
+    Go,
+    /// child → parent: a step failed; the launch is over.
+    Failed { step: String, message: String, exit_code: i32 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("socketpair: {0}")]
+    Pair(nix::Error),
+    #[error("sync send: {0}")]
+    Send(nix::Error),
+    #[error("sync receive: {0}")]
+    Recv(nix::Error),
+    #[error("sync message is not valid: {0}")]
+    Decode(serde_json::Error),
+}
+
+/// One end of the handshake.
+pub struct SyncSocket(OwnedFd);
+
+const MAX_MSG: usize = 16 * 1024;
+
+impl SyncSocket {
+    pub fn pair() -> Result<(SyncSocket, SyncSocket), SyncError> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(SyncError::Pair)?;
+        Ok((SyncSocket(a), SyncSocket(b)))
+    }
+
+    pub fn send(&self, msg: &SyncMsg, fd: Option<RawFd>) -> Result<(), SyncError> {
+        let body = serde_json::to_vec(msg).expect("sync messages always serialise");
+        let iov = [IoSlice::new(&body)];
+        let fds;
+        let cmsgs: &[ControlMessage] = match fd {
+            Some(f) => {
+                fds = [f];
+                &[ControlMessage::ScmRights(&fds)]
+            }
+            None => &[],
+        };
+        sendmsg::<()>(self.0.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)
+            .map_err(SyncError::Send)?;
+        Ok(())
+    }
+
+    /// Receives one message; `Ok(None)` is EOF (the peer exec'd or died).
+    pub fn recv(&self) -> Result<Option<(SyncMsg, Option<OwnedFd>)>, SyncError> {
+        let mut buf = vec![0u8; MAX_MSG];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let msg = loop {
+                match recvmsg::<()>(
+                    self.0.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::MSG_CMSG_CLOEXEC,
+                ) {
+                    Err(nix::Error::EINTR) => continue,
+                    r => break r.map_err(SyncError::Recv)?,
+                }
+            };
+            let mut fd = None;
+            for c in msg.cmsgs().map_err(SyncError::Recv)? {
+                if let ControlMessageOwned::ScmRights(fds) = c {
+                    for f in fds {
+                        // SAFETY: the kernel just installed this descriptor for us.
+                        let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                        if fd.is_none() {
+                            fd = Some(owned);
+                        }
+                    }
+                }
+            }
+            (msg.bytes, fd)
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let msg = serde_json::from_slice(&buf[..n]).map_err(SyncError::Decode)?;
+        Ok(Some((msg, fd)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_descriptors_cross_the_pair() {
+        let (a, b) = SyncSocket::pair().unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        a.send(&SyncMsg::RootfsReady, Some(file.as_raw_fd())).unwrap();
+        let (msg, fd) = b.recv().unwrap().unwrap();
+        assert_eq!(msg, SyncMsg::RootfsReady);
+        assert!(fd.is_some());
+        b.send(&SyncMsg::Go, None).unwrap();
+        assert_eq!(a.recv().unwrap().unwrap().0, SyncMsg::Go);
+        drop(b);
+        assert!(a.recv().unwrap().is_none(), "closing one end is EOF on the other");
+    }
+}

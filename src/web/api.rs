@@ -1,0 +1,85 @@
+//! The JSON API under `/api/v1`, and `/healthz`.
+
+use super::auth;
+use super::error::ApiError;
+use super::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+/// Body of `POST /api/v1/sessions` (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub image: Option<String>,
+}
+
+/// Parses an optional JSON body with a message that says what is wrong.
+pub fn parse_body<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let running = state.sessions.store.count_running().unwrap_or(0);
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "sessions": running }))
+}
+
+pub async fn create_session(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let req: CreateSession = parse_body(&body)?;
+    let created = state.sessions.create(req.image.as_deref()).await?;
+    let max_age = created.session.expires_at - created.session.created_at;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/sessions/{}", created.session.id)))
+        .cookie(auth::session_cookie(&created.token, max_age))
+        .json(created))
+}
+
+pub async fn get_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = state.sessions.authorize(&id, auth::token(&req).as_deref())?;
+    let row = state.sessions.refresh(row)?;
+    Ok(HttpResponse::Ok().json(state.sessions.view(&row)))
+}
+
+pub async fn delete_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = state.sessions.authorize(&id, auth::token(&req).as_deref())?;
+    if row.state == "running" {
+        state.sessions.end(&row, "deleted").await?;
+    }
+    let row = state
+        .sessions
+        .store
+        .session(&row.id)
+        .map_err(crate::session::SessionError::from)?
+        .unwrap_or(row);
+    Ok(HttpResponse::Ok().json(state.sessions.view(&row)))
+}
+
+pub async fn isolation(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = state.sessions.authorize(&id, auth::token(&req).as_deref())?;
+    let sessions = state.sessions.clone();
+    // Reading /proc and cgroupfs is blocking file I/O.
+    let iso = web::block(move || sessions.isolation(&row))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(iso))
+}
+
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("no such endpoint: {} {}", req.method(), req.path())))
+}

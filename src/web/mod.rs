@@ -1,0 +1,176 @@
+//! The web layer: actix-web with server-rendered pages, the JSON API and the terminal
+//! WebSocket. It knows sessions; it never makes a syscall about containers itself.
+//!
+//! - [`api`]: `/api/v1/...` and `/healthz`;
+//! - [`terminal`]: the terminal WebSocket;
+//! - [`pages`]: the landing and session pages;
+//! - [`assets`]: embedded static files;
+//! - [`auth`]: where a request's session token is;
+//! - [`error`]: errors that know their status code.
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod error;
+pub mod pages;
+pub mod terminal;
+
+use crate::config::{ensure_private_dir, Paths};
+use crate::image::ImageStore;
+use crate::runtime::spec::{CpuLimit, DiskLimit, Limits, MemoryLimit, PidsLimit};
+use crate::session::{SessionConfig, Sessions};
+use crate::store::Store;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub sessions: Arc<Sessions>,
+}
+
+/// `gantry serve` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the real one is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Most sessions running at once; more get "the class is full" (HTTP 429).
+    #[arg(long, default_value_t = 200)]
+    pub max_sessions: usize,
+    /// End a session after this long without input, e.g. 30m.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// End a session this long after it started, e.g. 4h.
+    #[arg(long, default_value = "4h", value_parser = parse_duration)]
+    pub max_lifetime: Duration,
+    /// How often to look for sessions to end.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub reap_interval: Duration,
+    /// Memory limit of each session's container.
+    #[arg(long, default_value = "256m", value_parser = |s: &str| MemoryLimit::parse(s))]
+    pub session_memory: MemoryLimit,
+    /// CPU quota of each session's container.
+    #[arg(long, default_value = "1", value_parser = |s: &str| CpuLimit::parse(s))]
+    pub session_cpus: CpuLimit,
+    /// Task limit of each session's container.
+    #[arg(long, default_value = "256", value_parser = |s: &str| PidsLimit::parse(s))]
+    pub session_pids: PidsLimit,
+    /// Writable-layer size of each session's container.
+    #[arg(long, default_value = "512m", value_parser = |s: &str| DiskLimit::parse(s))]
+    pub session_disk: DiskLimit,
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+/// Parses `90s`, `30m`, `4h`, `1d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last() {
+        Some(b's') => (&s[..s.len() - 1], 1),
+        Some(b'm') => (&s[..s.len() - 1], 60),
+        Some(b'h') => (&s[..s.len() - 1], 3600),
+        Some(b'd') => (&s[..s.len() - 1], 86400),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .and_then(|n| n.checked_mul(mult))
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid duration {s:?}: use a positive number with s, m, h or d, e.g. 30m"))
+}
+
+/// Registers every route; the server and the tests build the same app.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PayloadConfig::new(64 * 1024))
+        .route("/", web::get().to(pages::index))
+        .route("/healthz", web::get().to(api::healthz))
+        .route("/sessions", web::post().to(pages::start_session))
+        .route("/sessions/{id}", web::get().to(pages::session_page))
+        .route("/static/{path:.*}", web::get().to(assets::static_file))
+        .service(
+            web::scope("/api/v1")
+                .route("/sessions", web::post().to(api::create_session))
+                .route("/sessions/{id}", web::get().to(api::get_session))
+                .route("/sessions/{id}", web::delete().to(api::delete_session))
+                .route("/sessions/{id}/isolation", web::get().to(api::isolation))
+                .route("/sessions/{id}/terminal", web::get().to(terminal::open_terminal))
+                .default_service(web::to(api::not_found)),
+        );
+}
+
+/// `gantry serve`: prepares the data dir, finds surviving sessions, serves.
+pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    crate::runtime::cgroups::check_controllers()?;
+    ensure_private_dir(&paths.data_dir).with_context(|| format!("creating {}", paths.data_dir.display()))?;
+    ensure_private_dir(&paths.containers_dir())
+        .with_context(|| format!("creating {}", paths.state_dir.display()))?;
+    ImageStore::new(&paths).ensure_default()?;
+    let store = Store::open(&paths.database())?;
+    let cfg = SessionConfig {
+        idle_timeout: args.idle_timeout,
+        max_lifetime: args.max_lifetime,
+        max_sessions: args.max_sessions,
+        limits: Limits {
+            memory: Some(args.session_memory),
+            cpus: Some(args.session_cpus),
+            pids: Some(args.session_pids),
+            disk: Some(args.session_disk),
+        },
+        helper_exe: std::env::current_exe().context("finding the gantry binary")?,
+    };
+    let sessions = Arc::new(Sessions::new(paths, store, cfg));
+
+    actix_web::rt::System::new().block_on(async move {
+        let (kept, ended) = sessions.recover().await?;
+        tracing::info!(kept, ended, "recovered sessions from the last run");
+        let reaper = sessions.clone();
+        let interval = args.reap_interval;
+        actix_web::rt::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                if let Err(e) = reaper.reap().await {
+                    tracing::warn!(error = %e, "reaping sessions");
+                }
+            }
+        });
+        let state = web::Data::new(AppState { sessions });
+        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
+            .workers(args.workers)
+            .shutdown_timeout(1)
+            .bind(&args.listen)
+            .with_context(|| format!("listening on {}: is another server using it? pick another with --listen", args.listen))?;
+        for addr in server.addrs() {
+            // Tests and scripts read this line to find the port.
+            println!("gantry listening on http://{addr}");
+        }
+        let _ = std::io::stdout().flush();
+        server.run().await.context("serving")?;
+        Ok(0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("4h"), Ok(Duration::from_secs(14400)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("e.g. 30m"));
+    }
+}
