@@ -1,0 +1,38 @@
+//! A real browser (Debian's chromium, driven by playwright-core) against a real server.
+
+use crate::helpers::*;
+use std::process::Command;
+
+fn run_browser_script(script: &str) {
+    let d = Dirs::new();
+    let root = env!("CARGO_MANIFEST_DIR");
+    assert!(
+        std::path::Path::new(root).join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run `npm ci` in {root} (scripts/test does)"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "chromium is missing: run `apt-get install chromium` (scripts/test does)"
+    );
+    let srv = Server::start(&d, &[]);
+    let shots = std::path::Path::new(root).join("target/browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = Command::new("node")
+        .arg(std::path::Path::new(root).join("tests/browser").join(script))
+        .arg(&srv.base)
+        .arg(&shots)
+        .output()
+        .expect("node is needed for the browser tests");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success() && text.contains("browser: ok"), "{script}:\n{text}");
+}
+
+#[test]
+fn a_browser_opens_a_shell_types_and_sees_the_output() {
+    run_browser_script("open_shell.mjs");
+}
+
+#[test]
+fn a_browser_reconnects_to_the_same_shell() {
+    run_browser_script("reconnect.mjs");
+}

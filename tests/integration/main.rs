@@ -1,0 +1,10 @@
+//! Integration tests: the real binary, real kernel features (as root), a real SQLite file,
+//! a real WebSocket client and a real browser. `tests/leaks.rs` runs after these and
+//! checks that nothing was left behind.
+
+mod api;
+mod browser;
+mod helpers;
+mod restart;
+mod runtime;
+mod terminal;
