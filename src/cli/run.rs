@@ -43,16 +43,16 @@ pub struct RunArgs {
     #[arg(short = 'w', long, default_value = "/")]
     pub workdir: String,
     /// Memory limit, e.g. 64m.
-    #[arg(short = 'm', long)]
+    #[arg(short = 'm', long, allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// CPU quota in CPUs, e.g. 0.5.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub cpus: Option<String>,
     /// Maximum number of tasks.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
     /// Size of the writable layer, e.g. 512m (default 1g).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub disk: Option<String>,
     /// Network mode.
     #[arg(long, default_value = "none")]

@@ -106,7 +106,7 @@ async fn deleting_a_session_removes_its_container_and_cgroup() {
     assert_eq!((v["state"].as_str(), v["end_reason"].as_str()), (Some("ended"), Some("deleted")));
     assert!(!mem.exists(), "cgroup removed");
     assert!(!cdir.exists(), "container folder removed");
-    assert!(std::fs::metadata(format!("/proc/{pid}")).is_err(), "shell gone");
+    assert!(process_gone(pid as i64), "shell gone");
     let again = client()
         .get(srv.url(&format!("/api/v1/sessions/{}/isolation", s.id)))
         .bearer_auth(&s.token)

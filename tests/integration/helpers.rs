@@ -274,23 +274,27 @@ impl Term {
     /// output. Fails the test (showing what arrived) after `secs` seconds.
     pub async fn expect(&mut self, needle: &str, secs: u64) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
+        // Search only what arrived since the last look (floods make the output large).
+        let mut scanned = self.mark;
         loop {
-            let since = &self.output[self.mark..];
-            if let Some(pos) = find(since, needle.as_bytes()) {
-                let text = String::from_utf8_lossy(&since[..pos + needle.len()]).into_owned();
-                self.mark += pos + needle.len();
+            if let Some(pos) = find(&self.output[scanned..], needle.as_bytes()) {
+                let end = scanned + pos + needle.len();
+                let text = String::from_utf8_lossy(&self.output[self.mark..end]).into_owned();
+                self.mark = end;
                 return text;
             }
+            scanned = self.output.len().saturating_sub(needle.len()).max(self.mark);
             let left = deadline.saturating_duration_since(Instant::now());
             let alive = match tokio::time::timeout(left, self.pump()).await {
                 Ok(alive) => alive,
                 Err(_) => false,
             };
             if !alive || Instant::now() >= deadline {
+                let tail = &self.output[self.mark.max(self.output.len().saturating_sub(2000))..];
                 panic!(
-                    "waited {secs}s for {needle:?}; closed: {:?}; output after last match: {:?}",
+                    "waited {secs}s for {needle:?}; closed: {:?}; the last output: {:?}",
                     self.closed,
-                    String::from_utf8_lossy(&self.output[self.mark..])
+                    String::from_utf8_lossy(tail)
                 );
             }
         }
@@ -311,6 +315,16 @@ impl Term {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// True once `pid` has exited (a zombie counts: it only waits to be reaped).
+pub fn process_gone(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| matches!(rest.split_whitespace().next(), Some("Z" | "X"))),
+        Err(_) => true,
+    }
 }
 
 /// Waits (polling) until `cond` holds; fails with `what` after `secs` seconds.
