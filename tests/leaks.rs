@@ -22,7 +22,9 @@ fn proc_entries() -> Vec<(i32, String, String)> {
 /// Directories under any cgroup hierarchy named gantry that still have children.
 fn leftover_cgroups() -> Vec<String> {
     fn walk(dir: &Path, depth: usize, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if !p.is_dir() {
@@ -52,7 +54,9 @@ fn nothing_gantry_made_is_left_behind() {
     );
     let procs: Vec<_> = proc_entries()
         .into_iter()
-        .filter(|(_, cmd, cg)| (cmd.contains(" monitor --id ") && cmd.contains("gantry")) || cg.contains("/gantry/"))
+        .filter(|(_, cmd, cg)| {
+            (cmd.contains(" monitor --id ") && cmd.contains("gantry")) || cg.contains("/gantry/")
+        })
         .collect();
     assert!(procs.is_empty(), "processes left behind: {procs:?}");
     let cgroups = leftover_cgroups();
@@ -61,10 +65,20 @@ fn nothing_gantry_made_is_left_behind() {
     let ours: Vec<_> = mounts.lines().filter(|l| l.contains("gantry")).collect();
     assert!(ours.is_empty(), "mounts left behind: {ours:?}");
     let netns: Vec<_> = std::fs::read_dir("/run/netns")
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    let netns: Vec<_> = netns.into_iter().filter(|n: &String| n.starts_with("gt-") || n.contains("gantry")).collect();
-    assert!(netns.is_empty(), "network namespaces left behind: {netns:?}");
+    let netns: Vec<_> = netns
+        .into_iter()
+        .filter(|n: &String| n.starts_with("gt-") || n.contains("gantry"))
+        .collect();
+    assert!(
+        netns.is_empty(),
+        "network namespaces left behind: {netns:?}"
+    );
     let links: Vec<_> = std::fs::read_dir("/sys/class/net")
         .unwrap()
         .flatten()

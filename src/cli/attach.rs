@@ -52,7 +52,10 @@ pub fn run_attached(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> 
         att.send(&Frame::Resize { cols, rows })?;
     }
     let _raw = RawMode::enter();
-    let mut sock = att.stream.try_clone().context("cloning the monitor socket")?;
+    let mut sock = att
+        .stream
+        .try_clone()
+        .context("cloning the monitor socket")?;
     let interactive = spec.interactive;
     // Keystrokes go to the monitor from a second thread; this thread prints output. The
     // window size is re-read on SIGWINCH-free terminals by polling it with each input.
@@ -72,7 +75,11 @@ pub fn run_attached(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> 
                 }
                 last = now;
             }
-            if interactive && sock.write_all(&Frame::Data(buf[..n].to_vec()).encode()).is_err() {
+            if interactive
+                && sock
+                    .write_all(&Frame::Data(buf[..n].to_vec()).encode())
+                    .is_err()
+            {
                 break;
             }
         }
@@ -95,7 +102,9 @@ pub fn run_attached(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> 
             None => {
                 drop(_raw);
                 let st = cd.state().ok();
-                return Ok(st.and_then(|s| s.exit_code).unwrap_or(crate::runtime::launch::EXIT_SETUP_FAILED));
+                return Ok(st
+                    .and_then(|s| s.exit_code)
+                    .unwrap_or(crate::runtime::launch::EXIT_SETUP_FAILED));
             }
         }
     }

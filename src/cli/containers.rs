@@ -86,13 +86,19 @@ pub fn ps(paths: &Paths, args: PsArgs) -> anyhow::Result<i32> {
     for (created, spec, status) in rows {
         let mut cmd = format!("\"{}\"", spec.command.join(" "));
         if cmd.len() > 20 {
-            cmd = format!("{}…\"", &cmd[..cmd.char_indices().nth(17).map(|c| c.0).unwrap_or(17)]);
+            cmd = format!(
+                "{}…\"",
+                &cmd[..cmd.char_indices().nth(17).map(|c| c.0).unwrap_or(17)]
+            );
         }
         let name = spec
             .name
             .as_ref()
             .map(|n| n.to_string())
-            .or(spec.session.as_ref().map(|s| format!("session-{}", &s[..8.min(s.len())])))
+            .or(spec
+                .session
+                .as_ref()
+                .map(|s| format!("session-{}", &s[..8.min(s.len())])))
             .unwrap_or_default();
         let _ = writeln!(
             out,

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "gantry", version, about = "Teach container internals with real containers in the browser")]
+#[command(
+    name = "gantry",
+    version,
+    about = "Teach container internals with real containers in the browser"
+)]
 pub struct Cli {
     /// Where images and the SQLite database live.
     #[arg(long, global = true, env = "GANTRY_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
@@ -56,7 +60,9 @@ pub(crate) fn print_error(err: &anyhow::Error) {
 /// Root is needed for namespaces, mounts and cgroups.
 pub(crate) fn require_root() -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        anyhow::bail!("gantry needs root to create namespaces, mounts and cgroups: run it with sudo");
+        anyhow::bail!(
+            "gantry needs root to create namespaces, mounts and cgroups: run it with sudo"
+        );
     }
     Ok(())
 }
@@ -95,7 +101,10 @@ mod tests {
 
     #[test]
     fn run_takes_the_command_after_the_image_like_docker() {
-        let cli = Cli::try_parse_from(["gantry", "run", "--rm", "-it", "-e", "A=1", "busybox", "ls", "-l", "/"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "gantry", "run", "--rm", "-it", "-e", "A=1", "busybox", "ls", "-l", "/",
+        ])
+        .unwrap();
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };

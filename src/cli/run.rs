@@ -82,7 +82,11 @@ pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpe
         } else {
             a.command.clone()
         },
-        env: a.env.iter().map(|e| EnvVar::parse(e)).collect::<Result<_, _>>()?,
+        env: a
+            .env
+            .iter()
+            .map(|e| EnvVar::parse(e))
+            .collect::<Result<_, _>>()?,
         hostname,
         workdir: parse_workdir(&a.workdir)?,
         tty: a.tty,
@@ -125,10 +129,14 @@ pub fn run(paths: &Paths, args: RunArgs) -> i32 {
             let code = e
                 .downcast_ref::<launch::LaunchError>()
                 .map(|l| l.exit_code())
-                .or_else(|| match e.downcast_ref::<crate::runtime::client::ClientError>() {
-                    Some(crate::runtime::client::ClientError::Launch { exit_code, .. }) => Some(*exit_code),
-                    _ => None,
-                })
+                .or_else(
+                    || match e.downcast_ref::<crate::runtime::client::ClientError>() {
+                        Some(crate::runtime::client::ClientError::Launch { exit_code, .. }) => {
+                            Some(*exit_code)
+                        }
+                        _ => None,
+                    },
+                )
                 .unwrap_or(launch::EXIT_SETUP_FAILED);
             super::print_error(&e);
             code
@@ -210,7 +218,10 @@ fn foreground(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> {
         cd.save(&st)?;
     }
     if st.oom_killed {
-        eprintln!("gantry: container {} was killed by the OOM killer: it used more than its memory limit", spec.id);
+        eprintln!(
+            "gantry: container {} was killed by the OOM killer: it used more than its memory limit",
+            spec.id
+        );
     }
     Ok(status.code)
 }

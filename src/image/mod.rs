@@ -16,7 +16,9 @@ pub const DEFAULT_IMAGE: &str = "busybox";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("unknown image {0:?}: see `gantry images` for what is here (the default image is busybox)")]
+    #[error(
+        "unknown image {0:?}: see `gantry images` for what is here (the default image is busybox)"
+    )]
     Unknown(String),
     #[error("busybox is not installed: install Debian's busybox-static (`apt-get install busybox-static`) so gantry can build its default image")]
     NoBusybox,
@@ -172,8 +174,13 @@ fn populate_busybox(bin: &Path, root: &Path) -> std::io::Result<u64> {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
     }
     let size = std::fs::copy(bin, root.join("bin/busybox"))?;
-    std::fs::set_permissions(root.join("bin/busybox"), std::fs::Permissions::from_mode(0o755))?;
-    let list = std::process::Command::new(bin).arg("--list-full").output()?;
+    std::fs::set_permissions(
+        root.join("bin/busybox"),
+        std::fs::Permissions::from_mode(0o755),
+    )?;
+    let list = std::process::Command::new(bin)
+        .arg("--list-full")
+        .output()?;
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let applet = applet.trim().trim_start_matches('/');
         if applet.is_empty() || applet.contains("..") || applet == "bin/busybox" {

@@ -37,7 +37,11 @@ pub enum CgroupError {
     #[error("setting limits on cgroup {path}: {message}")]
     Limits { path: String, message: String },
     #[error("moving pid {pid} into cgroup {path}: {message}")]
-    Join { pid: i32, path: String, message: String },
+    Join {
+        pid: i32,
+        path: String,
+        message: String,
+    },
     #[error("removing cgroup {path}: {message}")]
     Remove { path: String, message: String },
 }

@@ -17,10 +17,7 @@ pub enum ClientError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error("starting the monitor {exe}: {source}")]
-    Spawn {
-        exe: String,
-        source: std::io::Error,
-    },
+    Spawn { exe: String, source: std::io::Error },
     #[error("the monitor exited without saying whether the container started (see {log})")]
     NoReady { log: String },
     #[error("{message}")]
@@ -28,10 +25,7 @@ pub enum ClientError {
     #[error("container {0} has no monitor to talk to (it has exited)")]
     NoMonitor(String),
     #[error("talking to the monitor of {id}: {source}")]
-    Io {
-        id: String,
-        source: std::io::Error,
-    },
+    Io { id: String, source: std::io::Error },
 }
 
 /// The arguments that start a monitor for container `id` with the gantry binary `exe`.
@@ -53,12 +47,20 @@ pub fn monitor_command(exe: &Path, paths: &Paths, id: &str) -> Command {
 /// Parses the monitor's one stdout line.
 pub fn parse_ready(line: &str, cd: &ContainerDir) -> Result<i32, ClientError> {
     match serde_json::from_str::<Ready>(line.trim()) {
-        Ok(Ready { ok: true, pid: Some(pid), .. }) => Ok(pid),
+        Ok(Ready {
+            ok: true,
+            pid: Some(pid),
+            ..
+        }) => Ok(pid),
         Ok(r) => {
             let _ = cd.remove();
             Err(ClientError::Launch {
-                message: r.error.unwrap_or_else(|| "the container did not start".into()),
-                exit_code: r.exit_code.unwrap_or(crate::runtime::launch::EXIT_SETUP_FAILED),
+                message: r
+                    .error
+                    .unwrap_or_else(|| "the container did not start".into()),
+                exit_code: r
+                    .exit_code
+                    .unwrap_or(crate::runtime::launch::EXIT_SETUP_FAILED),
             })
         }
         Err(_) => {
@@ -70,7 +72,11 @@ pub fn parse_ready(line: &str, cd: &ContainerDir) -> Result<i32, ClientError> {
 
 /// Creates the container's folder and starts it under a new monitor; returns the
 /// container's host pid once it runs.
-pub fn start_with_monitor(exe: &Path, paths: &Paths, spec: &ContainerSpec) -> Result<(ContainerDir, i32), ClientError> {
+pub fn start_with_monitor(
+    exe: &Path,
+    paths: &Paths,
+    spec: &ContainerSpec,
+) -> Result<(ContainerDir, i32), ClientError> {
     let cd = ContainerDir::create(paths, spec)?;
     let mut child = monitor_command(exe, paths, &spec.id)
         .spawn()
@@ -95,7 +101,8 @@ pub struct Attachment {
 
 impl Attachment {
     pub fn connect(cd: &ContainerDir) -> Result<Self, ClientError> {
-        let stream = UnixStream::connect(cd.socket_path()).map_err(|_| ClientError::NoMonitor(cd.id.clone()))?;
+        let stream = UnixStream::connect(cd.socket_path())
+            .map_err(|_| ClientError::NoMonitor(cd.id.clone()))?;
         Ok(Attachment {
             stream,
             decoder: Decoder::default(),

@@ -45,7 +45,9 @@ pub enum LaunchError {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Sync(#[from] SyncError),
-    #[error("clone: {0} (gantry needs root, and a kernel with pid, mount, uts, ipc and net namespaces)")]
+    #[error(
+        "clone: {0} (gantry needs root, and a kernel with pid, mount, uts, ipc and net namespaces)"
+    )]
     Clone(nix::Error),
     #[error("container setup failed at {step}: {message}")]
     Setup {
@@ -89,9 +91,15 @@ pub struct Started {
 }
 
 /// Starts `spec` with its writable layer under `container_dir`.
-pub fn launch(spec: &ContainerSpec, container_dir: &Path, io: ChildIo) -> Result<Started, LaunchError> {
+pub fn launch(
+    spec: &ContainerSpec,
+    container_dir: &Path,
+    io: ChildIo,
+) -> Result<Started, LaunchError> {
     if !spec.image_rootfs.is_dir() {
-        return Err(LaunchError::MissingRootfs(spec.image_rootfs.display().to_string()));
+        return Err(LaunchError::MissingRootfs(
+            spec.image_rootfs.display().to_string(),
+        ));
     }
     let ops = plan::rootfs_plan(spec, &LayerDirs::under(container_dir));
     let cgroup = ContainerCgroup::create(&spec.id, &spec.limits)?;
@@ -151,8 +159,19 @@ fn start_in_cgroup(
     // Network: `none` needs nothing from the parent (the child brings up loopback).
     let pty_master = match parent_sock.recv() {
         Ok(Some((SyncMsg::RootfsReady, fd))) => fd,
-        Ok(Some((SyncMsg::Failed { step, message, exit_code }, _))) => {
-            return Err(fail(LaunchError::Setup { step, message, exit_code }))
+        Ok(Some((
+            SyncMsg::Failed {
+                step,
+                message,
+                exit_code,
+            },
+            _,
+        ))) => {
+            return Err(fail(LaunchError::Setup {
+                step,
+                message,
+                exit_code,
+            }))
         }
         Ok(_) => return Err(fail(LaunchError::DiedDuringSetup)),
         Err(e) => return Err(fail(e.into())),
@@ -162,9 +181,18 @@ fn start_in_cgroup(
     }
     match parent_sock.recv() {
         Ok(None) => Ok((pid, pty_master)),
-        Ok(Some((SyncMsg::Failed { step, message, exit_code }, _))) => {
-            Err(fail(LaunchError::Setup { step, message, exit_code }))
-        }
+        Ok(Some((
+            SyncMsg::Failed {
+                step,
+                message,
+                exit_code,
+            },
+            _,
+        ))) => Err(fail(LaunchError::Setup {
+            step,
+            message,
+            exit_code,
+        })),
         Ok(Some(_)) => Err(fail(LaunchError::DiedDuringSetup)),
         Err(e) => Err(fail(e.into())),
     }
@@ -254,7 +282,12 @@ fn child_main(spec: &ContainerSpec, ops: &[MountOp], io: ChildIo, sock: SyncSock
 
 enum Never {}
 
-fn child_setup(spec: &ContainerSpec, ops: &[MountOp], io: ChildIo, sock: &SyncSocket) -> Result<Never, StepError> {
+fn child_setup(
+    spec: &ContainerSpec,
+    ops: &[MountOp],
+    io: ChildIo,
+    sock: &SyncSocket,
+) -> Result<Never, StepError> {
     // If the monitor (our parent) dies, so do we: a container never outlives its owner.
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
@@ -270,8 +303,11 @@ fn child_setup(spec: &ContainerSpec, ops: &[MountOp], io: ChildIo, sock: &SyncSo
         }
         _ => (None, None),
     };
-    sock.send(&SyncMsg::RootfsReady, pty_master.as_ref().map(|m| m.as_raw_fd()))
-        .map_err(step("sync"))?;
+    sock.send(
+        &SyncMsg::RootfsReady,
+        pty_master.as_ref().map(|m| m.as_raw_fd()),
+    )
+    .map_err(step("sync"))?;
     drop(pty_master);
     match sock.recv() {
         Ok(Some((SyncMsg::Go, _))) => {}
@@ -294,7 +330,11 @@ fn child_setup(spec: &ContainerSpec, ops: &[MountOp], io: ChildIo, sock: &SyncSo
                 dup_onto(slave.as_raw_fd(), fd).map_err(step("dup2"))?;
             }
         }
-        ChildIo::Fds { stdin, stdout, stderr } => {
+        ChildIo::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
             dup_onto(stdin.as_raw_fd(), 0).map_err(step("dup2"))?;
             dup_onto(stdout.as_raw_fd(), 1).map_err(step("dup2"))?;
             dup_onto(stderr.as_raw_fd(), 2).map_err(step("dup2"))?;
@@ -356,7 +396,12 @@ fn open_pty() -> nix::Result<(OwnedFd, OwnedFd)> {
 /// Brings up `lo` in the new network namespace (SIOCSIFFLAGS, see netdevice(7)).
 fn loopback_up() -> nix::Result<()> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     // SAFETY: ifreq is plain data; we fill the name and flags fields only.
     unsafe {
         let mut req: libc::ifreq = std::mem::zeroed();
@@ -394,7 +439,11 @@ fn exec(spec: &ContainerSpec) -> Result<Never, StepError> {
     })?;
     let cstr = |s: &str| CString::new(s).map_err(step("exec"));
     let prog = cstr(&program)?;
-    let args = spec.command.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let args = spec
+        .command
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
     let envs = env
         .iter()
         .map(|(k, v)| cstr(&format!("{k}={v}")))
@@ -403,7 +452,11 @@ fn exec(spec: &ContainerSpec) -> Result<Never, StepError> {
     Err(StepError {
         step: "exec",
         message: format!("{program}: {e}"),
-        exit_code: if e == nix::Error::ENOENT { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXECUTE },
+        exit_code: if e == nix::Error::ENOENT {
+            EXIT_NOT_FOUND
+        } else {
+            EXIT_CANNOT_EXECUTE
+        },
     })
 }
 

@@ -71,7 +71,12 @@ pub fn main(paths: &Paths, id: &str) -> i32 {
     let _ = std::fs::remove_file(&sock_path);
     let listener = match UnixListener::bind(&sock_path) {
         Ok(l) => l,
-        Err(e) => return fail(format!("{}: {e}", sock_path.display()), launch::EXIT_SETUP_FAILED),
+        Err(e) => {
+            return fail(
+                format!("{}: {e}", sock_path.display()),
+                launch::EXIT_SETUP_FAILED,
+            )
+        }
     };
     let _ = listener.set_nonblocking(true);
 
@@ -169,7 +174,11 @@ fn child_io(spec: &crate::runtime::spec::ContainerSpec) -> std::io::Result<IoEnd
 
 /// After the ready line: stdin and stdout to /dev/null, stderr to monitor.log.
 fn detach_stdio(cd: &ContainerDir) {
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         // SAFETY: dup2 onto our own stdio.
         unsafe {
             libc::dup2(null.as_raw_fd(), 0);
@@ -278,11 +287,19 @@ impl Monitor {
                 pollfd(self.listener.as_raw_fd(), libc::POLLIN),
                 pollfd(raw(self.pidfd.as_ref()), libc::POLLIN),
                 pollfd(
-                    if paused { -1 } else { raw(self.output.as_ref()) },
+                    if paused {
+                        -1
+                    } else {
+                        raw(self.output.as_ref())
+                    },
                     libc::POLLIN,
                 ),
                 pollfd(
-                    if self.input_buf.is_empty() { -1 } else { raw(self.input.as_ref()) },
+                    if self.input_buf.is_empty() {
+                        -1
+                    } else {
+                        raw(self.input.as_ref())
+                    },
                     libc::POLLOUT,
                 ),
             ];
@@ -442,7 +459,8 @@ impl Monitor {
                 }
             }
             Frame::Resize { cols, rows } => {
-                if let (true, Some(fd)) = (self.started.pty_master.is_some(), self.output.as_ref()) {
+                if let (true, Some(fd)) = (self.started.pty_master.is_some(), self.output.as_ref())
+                {
                     let ws = libc::winsize {
                         ws_row: rows,
                         ws_col: cols,
@@ -482,7 +500,9 @@ impl Monitor {
         };
         self.broadcast(&Frame::Exit(info));
         let deadline = Instant::now() + Duration::from_secs(2);
-        while self.clients.iter().any(|c| !c.out.is_empty() && !c.closed) && Instant::now() < deadline {
+        while self.clients.iter().any(|c| !c.out.is_empty() && !c.closed)
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(5));
             for c in &mut self.clients {
                 c.flush();

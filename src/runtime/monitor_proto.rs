@@ -26,7 +26,10 @@ pub struct ExitInfo {
 pub enum Frame {
     /// Terminal input (to the monitor) or output (from it).
     Data(Vec<u8>),
-    Resize { cols: u16, rows: u16 },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
     /// The container ended.
     Exit(ExitInfo),
     /// Recent output, sent once to every new client before live data.
@@ -58,7 +61,9 @@ impl Frame {
             }
             Frame::Exit(info) => (
                 OP_EXIT,
-                serde_json::to_vec(info).expect("exit info serialises").into(),
+                serde_json::to_vec(info)
+                    .expect("exit info serialises")
+                    .into(),
             ),
             Frame::Replay(d) => (OP_REPLAY, d.into()),
             Frame::Kill => (OP_KILL, (&[][..]).into()),
@@ -104,7 +109,9 @@ impl Decoder {
                 cols: u16::from_le_bytes([payload[0], payload[1]]),
                 rows: u16::from_le_bytes([payload[2], payload[3]]),
             },
-            OP_EXIT => Frame::Exit(serde_json::from_slice(&payload).map_err(|_| FrameError::Payload(op))?),
+            OP_EXIT => {
+                Frame::Exit(serde_json::from_slice(&payload).map_err(|_| FrameError::Payload(op))?)
+            }
             OP_REPLAY => Frame::Replay(payload),
             OP_KILL => Frame::Kill,
             OP_CLOSE_STDIN => Frame::CloseStdin,
@@ -128,7 +135,10 @@ mod tests {
     fn frames_round_trip_even_when_split_anywhere() {
         let frames = vec![
             Frame::Data(b"ls -l\r".to_vec()),
-            Frame::Resize { cols: 120, rows: 40 },
+            Frame::Resize {
+                cols: 120,
+                rows: 40,
+            },
             Frame::Exit(ExitInfo {
                 exit_code: 137,
                 signal: Some(9),

@@ -92,7 +92,13 @@ impl LayerDirs {
     }
 }
 
-fn mount(source: &str, target: PathBuf, fstype: &str, flags: MsFlags, data: Option<String>) -> MountOp {
+fn mount(
+    source: &str,
+    target: PathBuf,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<String>,
+) -> MountOp {
     MountOp::Mount {
         source: source.to_string(),
         target,
@@ -115,7 +121,11 @@ fn mkdir(path: PathBuf, mode: u32) -> MountOp {
 pub fn rootfs_plan(spec: &ContainerSpec, dirs: &LayerDirs) -> Vec<MountOp> {
     let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     let hardened = nosuid_nodev | MsFlags::MS_NOEXEC;
-    let disk = spec.limits.disk.map(|d| d.bytes()).unwrap_or(DEFAULT_DISK_BYTES);
+    let disk = spec
+        .limits
+        .disk
+        .map(|d| d.bytes())
+        .unwrap_or(DEFAULT_DISK_BYTES);
     let m = &dirs.merged;
     let dev = m.join("dev");
 
@@ -234,12 +244,19 @@ mod tests {
         }
     }
 
-    fn find_mount<'a>(ops: &'a [MountOp], fstype: &str) -> (&'a PathBuf, MsFlags, Option<&'a String>) {
+    fn find_mount<'a>(
+        ops: &'a [MountOp],
+        fstype: &str,
+    ) -> (&'a PathBuf, MsFlags, Option<&'a String>) {
         ops.iter()
             .find_map(|op| match op {
-                MountOp::Mount { fstype: f, target, flags, data, .. } if f == fstype => {
-                    Some((target, *flags, data.as_ref()))
-                }
+                MountOp::Mount {
+                    fstype: f,
+                    target,
+                    flags,
+                    data,
+                    ..
+                } if f == fstype => Some((target, *flags, data.as_ref())),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("no {fstype} mount in plan"))
@@ -298,7 +315,9 @@ mod tests {
     #[test]
     fn clone_flags_leave_cgroup_namespace_for_after_the_cgroup_join() {
         let f = clone_flags();
-        assert!(f.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET));
+        assert!(f.contains(
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET
+        ));
         assert!(!f.contains(CloneFlags::CLONE_NEWCGROUP));
     }
 }

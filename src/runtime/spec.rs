@@ -11,7 +11,9 @@ use std::fmt;
 pub enum SpecError {
     #[error("invalid memory limit {0:?}: use a number with an optional unit b, k, m or g (e.g. 64m), at least 4m")]
     Memory(String),
-    #[error("invalid --cpus value {0:?}: use a positive number of CPUs such as 0.5 or 2 (at most 1024)")]
+    #[error(
+        "invalid --cpus value {0:?}: use a positive number of CPUs such as 0.5 or 2 (at most 1024)"
+    )]
     Cpus(String),
     #[error("invalid --pids-limit {0:?}: use a whole number from 1 to 4194304")]
     Pids(String),
@@ -19,7 +21,9 @@ pub enum SpecError {
     Name(String),
     #[error("invalid hostname {0:?}: use 1 to 63 characters from a-z A-Z 0-9 -, not starting or ending with -")]
     Hostname(String),
-    #[error("invalid environment variable {0:?}: use KEY=VALUE with a non-empty KEY without '=' or NUL")]
+    #[error(
+        "invalid environment variable {0:?}: use KEY=VALUE with a non-empty KEY without '=' or NUL"
+    )]
     Env(String),
     #[error("unknown network mode {0:?}: this version supports `none`")]
     Network(String),
@@ -375,7 +379,10 @@ mod tests {
         assert!(ContainerName::parse("-x").is_err());
         assert!(Hostname::parse("lab-host").is_ok());
         assert!(Hostname::parse("a.b").is_err());
-        assert_eq!(ImageName::parse("busybox:latest").unwrap().as_str(), "busybox");
+        assert_eq!(
+            ImageName::parse("busybox:latest").unwrap().as_str(),
+            "busybox"
+        );
         assert!(ImageName::parse("../../etc").is_err());
         assert!(ImageName::parse("Busybox").is_err());
     }

@@ -227,10 +227,7 @@ pub fn owner_alive(state: &ContainerState) -> bool {
 
 /// Is the container's first process alive?
 pub fn container_alive(state: &ContainerState) -> bool {
-    state.status == Status::Running
-        && state
-            .pid
-            .is_some_and(|p| process_alive(p, state.pid_start))
+    state.status == Status::Running && state.pid.is_some_and(|p| process_alive(p, state.pid_start))
 }
 
 /// Every container folder in the state dir.

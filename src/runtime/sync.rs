@@ -21,7 +21,11 @@ pub enum SyncMsg {
     /// parent → child: cgroups are joined, networking is set; go on and exec.
     Go,
     /// child → parent: a step failed; the launch is over.
-    Failed { step: String, message: String, exit_code: i32 },
+    Failed {
+        step: String,
+        message: String,
+        exit_code: i32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,13 +120,17 @@ mod tests {
     fn messages_and_descriptors_cross_the_pair() {
         let (a, b) = SyncSocket::pair().unwrap();
         let file = std::fs::File::open("/dev/null").unwrap();
-        a.send(&SyncMsg::RootfsReady, Some(file.as_raw_fd())).unwrap();
+        a.send(&SyncMsg::RootfsReady, Some(file.as_raw_fd()))
+            .unwrap();
         let (msg, fd) = b.recv().unwrap().unwrap();
         assert_eq!(msg, SyncMsg::RootfsReady);
         assert!(fd.is_some());
         b.send(&SyncMsg::Go, None).unwrap();
         assert_eq!(a.recv().unwrap().unwrap().0, SyncMsg::Go);
         drop(b);
-        assert!(a.recv().unwrap().is_none(), "closing one end is EOF on the other");
+        assert!(
+            a.recv().unwrap().is_none(),
+            "closing one end is EOF on the other"
+        );
     }
 }

@@ -142,7 +142,11 @@ impl Sessions {
     }
 
     fn last_active(&self, s: &SessionRow) -> i64 {
-        let mem = self.activity.lock().map(|m| m.get(&s.id).copied()).unwrap_or(None);
+        let mem = self
+            .activity
+            .lock()
+            .map(|m| m.get(&s.id).copied())
+            .unwrap_or(None);
         mem.unwrap_or(s.last_active).max(s.last_active)
     }
 
@@ -214,11 +218,12 @@ impl Sessions {
     }
 
     async fn start_container(&self, spec: &ContainerSpec) -> Result<(), SessionError> {
-        let cd = ContainerDir::create(&self.paths, spec).map_err(|e| SessionError::Start(e.to_string()))?;
+        let cd = ContainerDir::create(&self.paths, spec)
+            .map_err(|e| SessionError::Start(e.to_string()))?;
         let cmd = monitor_command(&self.cfg.helper_exe, &self.paths, &spec.id);
-        let mut child = tokio::process::Command::from(cmd)
-            .spawn()
-            .map_err(|e| SessionError::Start(format!("spawning {}: {e}", self.cfg.helper_exe.display())))?;
+        let mut child = tokio::process::Command::from(cmd).spawn().map_err(|e| {
+            SessionError::Start(format!("spawning {}: {e}", self.cfg.helper_exe.display()))
+        })?;
         let mut line = String::new();
         if let Some(out) = child.stdout.take() {
             let _ = tokio::io::BufReader::new(out).read_line(&mut line).await;
@@ -257,12 +262,15 @@ impl Sessions {
         }
         let cd = self.container(&row);
         let st = cd.state().ok();
-        let alive = st.as_ref().is_some_and(|s| s.status == Status::Running && state::owner_alive(s));
+        let alive = st
+            .as_ref()
+            .is_some_and(|s| s.status == Status::Running && state::owner_alive(s));
         if alive {
             return Ok(row);
         }
         let code = st.and_then(|s| s.exit_code);
-        self.store.end_session(&row.id, "exited", code, state::now())?;
+        self.store
+            .end_session(&row.id, "exited", code, state::now())?;
         Ok(self.store.session(&row.id)?.unwrap_or(row))
     }
 
@@ -308,7 +316,8 @@ impl Sessions {
     pub async fn end(&self, row: &SessionRow, reason: &str) -> Result<(), SessionError> {
         let code = self.container(row).state().ok().and_then(|s| s.exit_code);
         self.stop_container(&row.container_id).await;
-        self.store.end_session(&row.id, reason, code, state::now())?;
+        self.store
+            .end_session(&row.id, reason, code, state::now())?;
         if let Ok(mut m) = self.activity.lock() {
             m.remove(&row.id);
         }
@@ -385,7 +394,11 @@ impl Sessions {
                 }
             }
             _ => Isolation {
-                state: if row.state == "running" { "exited".into() } else { row.state.clone() },
+                state: if row.state == "running" {
+                    "exited".into()
+                } else {
+                    row.state.clone()
+                },
                 pid: None,
                 namespaces: vec![],
                 cgroup: None,

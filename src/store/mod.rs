@@ -84,8 +84,10 @@ impl Store {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
-            .map_err(open_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -121,7 +123,11 @@ impl Store {
     pub fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
         Ok(self
             .conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1"), [id], row)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1"),
+                [id],
+                row,
+            )
             .optional()?)
     }
 
@@ -135,9 +141,11 @@ impl Store {
     }
 
     pub fn count_running(&self) -> Result<usize, StoreError> {
-        let n: i64 = self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM sessions WHERE state = 'running'", [], |r| r.get(0))?;
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM sessions WHERE state = 'running'",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(n as usize)
     }
 
@@ -150,7 +158,13 @@ impl Store {
     }
 
     /// Marks a session ended; a no-op if it already is.
-    pub fn end_session(&self, id: &str, reason: &str, exit_code: Option<i32>, at: i64) -> Result<bool, StoreError> {
+    pub fn end_session(
+        &self,
+        id: &str,
+        reason: &str,
+        exit_code: Option<i32>,
+        at: i64,
+    ) -> Result<bool, StoreError> {
         let n = self.conn().execute(
             "UPDATE sessions SET state = 'ended', end_reason = ?2, exit_code = ?3, ended_at = ?4
              WHERE id = ?1 AND state = 'running'",

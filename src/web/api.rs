@@ -18,7 +18,8 @@ pub fn parse_body<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> Result
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
@@ -26,12 +27,18 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "sessions": running }))
 }
 
-pub async fn create_session(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn create_session(
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let req: CreateSession = parse_body(&body)?;
     let created = state.sessions.create(req.image.as_deref()).await?;
     let max_age = created.session.expires_at - created.session.created_at;
     Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/sessions/{}", created.session.id)))
+        .insert_header((
+            "Location",
+            format!("/api/v1/sessions/{}", created.session.id),
+        ))
         .cookie(auth::session_cookie(&created.token, max_age))
         .json(created))
 }
@@ -41,7 +48,9 @@ pub async fn get_session(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state.sessions.authorize(&id, auth::token(&req).as_deref())?;
+    let row = state
+        .sessions
+        .authorize(&id, auth::token(&req).as_deref())?;
     let row = state.sessions.refresh(row)?;
     Ok(HttpResponse::Ok().json(state.sessions.view(&row)))
 }
@@ -51,7 +60,9 @@ pub async fn delete_session(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state.sessions.authorize(&id, auth::token(&req).as_deref())?;
+    let row = state
+        .sessions
+        .authorize(&id, auth::token(&req).as_deref())?;
     if row.state == "running" {
         state.sessions.end(&row, "deleted").await?;
     }
@@ -69,7 +80,9 @@ pub async fn isolation(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state.sessions.authorize(&id, auth::token(&req).as_deref())?;
+    let row = state
+        .sessions
+        .authorize(&id, auth::token(&req).as_deref())?;
     let sessions = state.sessions.clone();
     // Reading /proc and cgroupfs is blocking file I/O.
     let iso = web::block(move || sessions.isolation(&row))
@@ -81,5 +94,9 @@ pub async fn isolation(
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no such endpoint: {} {}", req.method(), req.path())))
+    Err(ApiError::NotFound(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.path()
+    )))
 }

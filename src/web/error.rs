@@ -27,7 +27,9 @@ impl ApiError {
                 SessionError::Full(_) => StatusCode::TOO_MANY_REQUESTS,
                 SessionError::BadRequest(_) => StatusCode::BAD_REQUEST,
                 SessionError::Ended(_) => StatusCode::GONE,
-                SessionError::Start(_) | SessionError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                SessionError::Start(_) | SessionError::Store(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             },
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

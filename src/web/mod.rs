@@ -81,7 +81,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .filter(|n| *n > 0)
         .and_then(|n| n.checked_mul(mult))
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("invalid duration {s:?}: use a positive number with s, m, h or d, e.g. 30m"))
+        .ok_or_else(|| {
+            format!("invalid duration {s:?}: use a positive number with s, m, h or d, e.g. 30m")
+        })
 }
 
 /// Registers every route; the server and the tests build the same app.
@@ -98,7 +100,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/sessions/{id}", web::get().to(api::get_session))
                 .route("/sessions/{id}", web::delete().to(api::delete_session))
                 .route("/sessions/{id}/isolation", web::get().to(api::isolation))
-                .route("/sessions/{id}/terminal", web::get().to(terminal::open_terminal))
+                .route(
+                    "/sessions/{id}/terminal",
+                    web::get().to(terminal::open_terminal),
+                )
                 .default_service(web::to(api::not_found)),
         );
 }
@@ -113,7 +118,8 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
         .with_writer(std::io::stderr)
         .init();
     crate::runtime::cgroups::check_controllers()?;
-    ensure_private_dir(&paths.data_dir).with_context(|| format!("creating {}", paths.data_dir.display()))?;
+    ensure_private_dir(&paths.data_dir)
+        .with_context(|| format!("creating {}", paths.data_dir.display()))?;
     ensure_private_dir(&paths.containers_dir())
         .with_context(|| format!("creating {}", paths.state_dir.display()))?;
     ImageStore::new(&paths).ensure_default()?;
@@ -150,7 +156,12 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
             .workers(args.workers)
             .shutdown_timeout(1)
             .bind(&args.listen)
-            .with_context(|| format!("listening on {}: is another server using it? pick another with --listen", args.listen))?;
+            .with_context(|| {
+                format!(
+                    "listening on {}: is another server using it? pick another with --listen",
+                    args.listen
+                )
+            })?;
         for addr in server.addrs() {
             // Tests and scripts read this line to find the port.
             println!("gantry listening on http://{addr}");

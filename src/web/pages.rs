@@ -68,7 +68,10 @@ pub async fn session_page(
     })?;
     // A link with ?token= (e.g. from the API) becomes the cookie the page's scripts use.
     if let Some(t) = token {
-        let _ = resp.add_cookie(&auth::session_cookie(&t, row.expires_at - crate::runtime::state::now()));
+        let _ = resp.add_cookie(&auth::session_cookie(
+            &t,
+            row.expires_at - crate::runtime::state::now(),
+        ));
     }
     Ok(resp)
 }

@@ -41,7 +41,9 @@ struct Resize {
 
 /// Parses a binary frame from the browser. The error is the close reason.
 pub fn parse_client_frame(frame: &[u8]) -> Result<ClientFrame, String> {
-    let (&op, payload) = frame.split_first().ok_or("empty frame: the first byte must be an opcode")?;
+    let (&op, payload) = frame
+        .split_first()
+        .ok_or("empty frame: the first byte must be an opcode")?;
     match op {
         OP_DATA => Ok(ClientFrame::Data(payload.to_vec())),
         OP_RESIZE => {
@@ -81,7 +83,9 @@ pub async fn open_terminal(
     body: web::Payload,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state.sessions.authorize(&id, auth::token(&req).as_deref())?;
+    let row = state
+        .sessions
+        .authorize(&id, auth::token(&req).as_deref())?;
     let row = state.sessions.refresh(row)?;
     let monitor = if row.state == "running" {
         tokio::net::UnixStream::connect(state.sessions.container(&row).socket_path())
@@ -90,7 +94,8 @@ pub async fn open_terminal(
     } else {
         None
     };
-    let (resp, ws, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let (resp, ws, stream) =
+        actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let Some(monitor) = monitor else {
         // Upgrade, then close with a reason: a browser sees the code (an HTTP error
         // before the upgrade would only show up as 1006) and stops reconnecting.
@@ -211,21 +216,36 @@ mod tests {
 
     #[test]
     fn client_frames_parse() {
-        assert_eq!(parse_client_frame(b"\x00ls\r"), Ok(ClientFrame::Data(b"ls\r".to_vec())));
+        assert_eq!(
+            parse_client_frame(b"\x00ls\r"),
+            Ok(ClientFrame::Data(b"ls\r".to_vec()))
+        );
         assert_eq!(
             parse_client_frame(b"\x01{\"cols\":100,\"rows\":40}"),
-            Ok(ClientFrame::Resize { cols: 100, rows: 40 })
+            Ok(ClientFrame::Resize {
+                cols: 100,
+                rows: 40
+            })
         );
-        assert_eq!(parse_client_frame(&[2, 0, 1, 0, 0]), Ok(ClientFrame::Ack(65536)));
+        assert_eq!(
+            parse_client_frame(&[2, 0, 1, 0, 0]),
+            Ok(ClientFrame::Ack(65536))
+        );
     }
 
     #[test]
     fn bad_client_frames_say_why() {
         assert!(parse_client_frame(b"").unwrap_err().contains("opcode"));
-        assert!(parse_client_frame(b"\x09x").unwrap_err().contains("unknown opcode 9"));
-        assert!(parse_client_frame(b"\x01{\"cols\":0,\"rows\":40}").unwrap_err().contains("refused"));
+        assert!(parse_client_frame(b"\x09x")
+            .unwrap_err()
+            .contains("unknown opcode 9"));
+        assert!(parse_client_frame(b"\x01{\"cols\":0,\"rows\":40}")
+            .unwrap_err()
+            .contains("refused"));
         assert!(parse_client_frame(b"\x01{\"cols\":99999999999,\"rows\":40}").is_err());
-        assert!(parse_client_frame(b"\x01nope").unwrap_err().contains("JSON"));
+        assert!(parse_client_frame(b"\x01nope")
+            .unwrap_err()
+            .contains("JSON"));
         assert!(parse_client_frame(&[2, 1]).unwrap_err().contains("4-byte"));
     }
 }

@@ -16,7 +16,12 @@ async fn a_session_needs_its_token() {
     assert_eq!(no_token.status(), 401);
     let body: serde_json::Value = no_token.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
-    let wrong = client().get(&url).bearer_auth("0".repeat(64)).send().await.unwrap();
+    let wrong = client()
+        .get(&url)
+        .bearer_auth("0".repeat(64))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     let right = get_session(&srv, &s).await;
     assert_eq!(right["state"], "running");
@@ -28,7 +33,11 @@ async fn a_session_needs_its_token() {
         .await
         .unwrap();
     assert_eq!(cookie.status(), 200);
-    for bad in ["nope", "00000000-0000-0000-0000-000000000000", "..%2F..%2Fetc"] {
+    for bad in [
+        "nope",
+        "00000000-0000-0000-0000-000000000000",
+        "..%2F..%2Fetc",
+    ] {
         let r = client()
             .get(srv.url(&format!("/api/v1/sessions/{bad}")))
             .bearer_auth(&s.token)
@@ -69,9 +78,20 @@ async fn bad_bodies_get_a_400_that_says_what_is_wrong() {
         .await
         .unwrap();
     assert_eq!(huge.status(), 413);
-    let r = client().get(srv.url("/api/v1/nothing")).send().await.unwrap();
+    let r = client()
+        .get(srv.url("/api/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let health: serde_json::Value = client().get(srv.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = client()
+        .get(srv.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
 }
 
@@ -81,10 +101,17 @@ async fn a_full_class_answers_429_until_a_session_ends() {
     let srv = Server::start(&d, &["--max-sessions", "2"]);
     let a = create_session(&srv).await;
     let _b = create_session(&srv).await;
-    let r = client().post(srv.url("/api/v1/sessions")).send().await.unwrap();
+    let r = client()
+        .post(srv.url("/api/v1/sessions"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     let v: serde_json::Value = r.json().await.unwrap();
-    assert!(v["error"].as_str().unwrap().contains("class is full"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("class is full"),
+        "{v}"
+    );
     delete_session(&srv, &a).await;
     let c = create_session(&srv).await;
     delete_session(&srv, &c).await;
@@ -100,13 +127,20 @@ async fn deleting_a_session_removes_its_container_and_cgroup() {
     let mem = cgroup_dir(pid, "memory");
     assert!(mem.exists() && cdir.exists());
     let limit = std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap();
-    assert_eq!(limit.trim(), (256u64 << 20).to_string(), "sessions get the default memory limit");
+    assert_eq!(
+        limit.trim(),
+        (256u64 << 20).to_string(),
+        "sessions get the default memory limit"
+    );
     let r = delete_session(&srv, &s).await;
     let v: serde_json::Value = r.json().await.unwrap();
-    assert_eq!((v["state"].as_str(), v["end_reason"].as_str()), (Some("ended"), Some("deleted")));
+    assert_eq!(
+        (v["state"].as_str(), v["end_reason"].as_str()),
+        (Some("ended"), Some("deleted"))
+    );
     assert!(!mem.exists(), "cgroup removed");
     assert!(!cdir.exists(), "container folder removed");
-    assert!(process_gone(pid as i64), "shell gone");
+    assert!(process_gone(pid), "shell gone");
     let again = client()
         .get(srv.url(&format!("/api/v1/sessions/{}/isolation", s.id)))
         .bearer_auth(&s.token)
@@ -129,7 +163,10 @@ async fn idle_sessions_are_reaped() {
             assert_eq!(v["end_reason"], "idle");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "session never reaped: {v}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session never reaped: {v}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(!d.state.join("containers").join(&s.container_id).exists());
@@ -170,18 +207,32 @@ async fn the_pages_set_a_safe_cookie_and_refuse_strangers() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let home = no_redirect.get(srv.url("/")).send().await.unwrap().text().await.unwrap();
+    let home = no_redirect
+        .get(srv.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(home.contains("Open a shell"));
     let r = no_redirect.post(srv.url("/sessions")).send().await.unwrap();
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.starts_with("gantry_session="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let stranger = no_redirect.get(srv.url(&location)).send().await.unwrap();
     assert_eq!(stranger.status(), 401);
     assert!(stranger.text().await.unwrap().contains("token"));
-    let token = cookie.split(';').next().unwrap().trim_start_matches("gantry_session=");
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("gantry_session=");
     let page = no_redirect
         .get(srv.url(&location))
         .header("Cookie", format!("gantry_session={token}"))

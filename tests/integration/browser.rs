@@ -7,7 +7,9 @@ fn run_browser_script(script: &str) {
     let d = Dirs::new();
     let root = env!("CARGO_MANIFEST_DIR");
     assert!(
-        std::path::Path::new(root).join("node_modules/playwright-core").is_dir(),
+        std::path::Path::new(root)
+            .join("node_modules/playwright-core")
+            .is_dir(),
         "playwright-core is missing: run `npm ci` in {root} (scripts/test does)"
     );
     assert!(
@@ -18,13 +20,20 @@ fn run_browser_script(script: &str) {
     let shots = std::path::Path::new(root).join("target/browser");
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
-        .arg(std::path::Path::new(root).join("tests/browser").join(script))
+        .arg(
+            std::path::Path::new(root)
+                .join("tests/browser")
+                .join(script),
+        )
         .arg(&srv.base)
         .arg(&shots)
         .output()
         .expect("node is needed for the browser tests");
     let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(out.status.success() && text.contains("browser: ok"), "{script}:\n{text}");
+    assert!(
+        out.status.success() && text.contains("browser: ok"),
+        "{script}:\n{text}"
+    );
 }
 
 #[test]

@@ -31,7 +31,10 @@ pub struct Dirs {
 impl Dirs {
     pub fn new() -> Self {
         require_root();
-        let tmp = tempfile::Builder::new().prefix("gantry-test-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("gantry-test-")
+            .tempdir()
+            .unwrap();
         let data = tmp.path().join("data");
         let state = tmp.path().join("state");
         Dirs { tmp, data, state }
@@ -39,7 +42,10 @@ impl Dirs {
 
     pub fn gantry(&self) -> Command {
         let mut c = Command::new(gantry_bin());
-        c.arg("--data-dir").arg(&self.data).arg("--state-dir").arg(&self.state);
+        c.arg("--data-dir")
+            .arg(&self.data)
+            .arg("--state-dir")
+            .arg(&self.state);
         c
     }
 
@@ -55,7 +61,10 @@ impl Dirs {
 
     pub fn container_state(&self, id: &str) -> serde_json::Value {
         let p = self.state.join("containers").join(id).join("state.json");
-        serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+        serde_json::from_slice(
+            &std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .unwrap()
     }
 }
 
@@ -86,10 +95,15 @@ pub fn cgroup_dir(pid: i64, controller: &str) -> PathBuf {
         .find_map(|l| {
             let mut parts = l.splitn(3, ':');
             let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-            ctrls.split(',').any(|c| c == controller).then(|| path.to_string())
+            ctrls
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_string())
         })
         .unwrap_or_else(|| panic!("no {controller} controller in /proc/{pid}/cgroup"));
-    Path::new("/sys/fs/cgroup").join(controller).join(rel.trim_start_matches('/'))
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(rel.trim_start_matches('/'))
 }
 
 /// A real `gantry serve` on a free port.
@@ -115,12 +129,15 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let base = line
             .trim()
             .strip_prefix("gantry listening on ")
             .unwrap_or_else(|| {
-                let log = std::fs::read_to_string(dirs.tmp.path().join("server.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(dirs.tmp.path().join("server.log")).unwrap_or_default();
                 panic!("server did not start: {line:?}\n{log}")
             })
             .to_string();
@@ -190,7 +207,8 @@ pub async fn delete_session(server: &Server, s: &Session) -> reqwest::Response {
         .unwrap()
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A terminal client speaking docs/terminal-protocol.md, answering the cursor-position
 /// query as xterm.js does.
@@ -259,7 +277,10 @@ impl Term {
                 true
             }
             Some(Ok(Message::Close(c))) => {
-                self.closed = Some(c.map(|c| (u16::from(c.code), c.reason.to_string())).unwrap_or((1005, String::new())));
+                self.closed = Some(
+                    c.map(|c| (u16::from(c.code), c.reason.to_string()))
+                        .unwrap_or((1005, String::new())),
+                );
                 false
             }
             Some(Ok(_)) => true,
@@ -283,12 +304,15 @@ impl Term {
                 self.mark = end;
                 return text;
             }
-            scanned = self.output.len().saturating_sub(needle.len()).max(self.mark);
+            scanned = self
+                .output
+                .len()
+                .saturating_sub(needle.len())
+                .max(self.mark);
             let left = deadline.saturating_duration_since(Instant::now());
-            let alive = match tokio::time::timeout(left, self.pump()).await {
-                Ok(alive) => alive,
-                Err(_) => false,
-            };
+            let alive = tokio::time::timeout(left, self.pump())
+                .await
+                .unwrap_or_default();
             if !alive || Instant::now() >= deadline {
                 let tail = &self.output[self.mark.max(self.output.len().saturating_sub(2000))..];
                 panic!(
@@ -331,7 +355,10 @@ pub fn process_gone(pid: i64) -> bool {
 pub async fn eventually<F: FnMut() -> bool>(secs: u64, what: &str, mut cond: F) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -10,7 +10,8 @@ async fn killing_the_server_keeps_every_shell() {
     let s = create_session(&srv).await;
     let mut t = Term::connect(&srv, &s).await;
     t.expect("# ", 10).await;
-    t.send("export KEPT=yes-$((40+2)); echo before-crash\r").await;
+    t.send("export KEPT=yes-$((40+2)); echo before-crash\r")
+        .await;
     t.expect("before-crash\r\n", 10).await;
     let shell_pid = d.container_state(&s.container_id)["pid"].as_i64().unwrap();
 
@@ -37,12 +38,18 @@ async fn a_crashed_monitor_is_cleaned_up() {
     let srv = Server::start(&d, &["--reap-interval", "1s"]);
     let s = create_session(&srv).await;
     let st = d.container_state(&s.container_id);
-    let (pid, monitor) = (st["pid"].as_i64().unwrap(), st["monitor_pid"].as_i64().unwrap());
+    let (pid, monitor) = (
+        st["pid"].as_i64().unwrap(),
+        st["monitor_pid"].as_i64().unwrap(),
+    );
     let mem = cgroup_dir(pid, "memory");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor as i32), Signal::SIGKILL).unwrap();
     let cdir = d.state.join("containers").join(&s.container_id);
-    eventually(20, "the reaper cleans up after the dead monitor", || !cdir.exists()).await;
-    assert!(process_gone(pid as i64), "the shell died with its monitor");
+    eventually(20, "the reaper cleans up after the dead monitor", || {
+        !cdir.exists()
+    })
+    .await;
+    assert!(process_gone(pid), "the shell died with its monitor");
     assert!(!mem.exists(), "its cgroup is removed");
     let v = get_session(&srv, &s).await;
     assert_eq!(v["state"], "ended");

@@ -7,11 +7,23 @@ use std::process::Stdio;
 #[test]
 fn a_container_is_pid_1_with_its_own_hostname() {
     let d = Dirs::new();
-    let o = d.run(&["--rm", "--hostname", "lab", "busybox", "sh", "-c", "echo $$; hostname"]);
+    let o = d.run(&[
+        "--rm",
+        "--hostname",
+        "lab",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; hostname",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "1\nlab\n");
     let host = nix::unistd::gethostname().unwrap();
-    assert_ne!(host.to_str().unwrap(), "lab", "the host's hostname is untouched");
+    assert_ne!(
+        host.to_str().unwrap(),
+        "lab",
+        "the host's hostname is untouched"
+    );
 }
 
 #[test]
@@ -37,7 +49,13 @@ fn a_containers_namespaces_differ_from_the_hosts() {
 #[test]
 fn the_root_filesystem_is_an_overlay_with_proc_dev_and_read_only_sys() {
     let d = Dirs::new();
-    let o = d.run(&["--rm", "busybox", "sh", "-c", "cat /proc/mounts; ls /dev; touch /sys/x 2>&1; echo new > /etc/motd && cat /etc/motd"]);
+    let o = d.run(&[
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/mounts; ls /dev; touch /sys/x 2>&1; echo new > /etc/motd && cat /etc/motd",
+    ]);
     let out = stdout(&o);
     assert!(out.contains("overlay / overlay"), "{out}");
     assert!(out.contains("devpts /dev/pts devpts"), "{out}");
@@ -46,7 +64,10 @@ fn the_root_filesystem_is_an_overlay_with_proc_dev_and_read_only_sys() {
         assert!(out.lines().any(|l| l == dev), "/dev/{dev} missing: {out}");
     }
     assert!(out.contains("Read-only file system"), "{out}");
-    assert!(out.contains("new"), "the writable layer takes writes: {out}");
+    assert!(
+        out.contains("new"),
+        "the writable layer takes writes: {out}"
+    );
     let image_motd = d.data.join("images/busybox/rootfs/etc/motd");
     assert!(!image_motd.exists(), "writes never reach the image");
 }
@@ -56,7 +77,17 @@ fn stdio_env_and_exit_code_pass_through() {
     let d = Dirs::new();
     let mut child = d
         .gantry()
-        .args(["run", "--rm", "-i", "-e", "GREETING=hi", "busybox", "sh", "-c", "read x; echo $GREETING-$x; echo oops >&2; exit 7"])
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            "-e",
+            "GREETING=hi",
+            "busybox",
+            "sh",
+            "-c",
+            "read x; echo $GREETING-$x; echo oops >&2; exit 7",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -73,37 +104,92 @@ fn stdio_env_and_exit_code_pass_through() {
 fn a_memory_hog_is_oom_killed_at_its_limit() {
     let d = Dirs::new();
     // dd with a 64 MiB block size needs a 64 MiB buffer: above a 32 MiB limit.
-    let o = d.run(&["--memory", "32m", "--name", "hog", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+    let o = d.run(&[
+        "--memory",
+        "32m",
+        "--name",
+        "hog",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
     assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
     assert!(stderr(&o).contains("OOM killer"), "{}", stderr(&o));
     let ps = stdout(&d.gantry().args(["ps", "-a"]).output().unwrap());
-    assert!(ps.lines().any(|l| l.contains("hog") && l.contains("OOMKilled")), "{ps}");
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("hog") && l.contains("OOMKilled")),
+        "{ps}"
+    );
     // The same work under the limit runs.
-    let o = d.run(&["--rm", "--memory", "32m", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"]);
+    let o = d.run(&[
+        "--rm",
+        "--memory",
+        "32m",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=8M",
+        "count=1",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
 fn a_fork_loop_stops_at_the_pids_limit() {
     let d = Dirs::new();
-    let o = d.run(&["--rm", "--pids-limit", "16", "busybox", "sh", "-c", "while :; do echo forked; sleep 30 & done"]);
+    let o = d.run(&[
+        "--rm",
+        "--pids-limit",
+        "16",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do echo forked; sleep 30 & done",
+    ]);
     let started = stdout(&o).lines().count();
     assert!(stderr(&o).contains("can't fork"), "{}", stderr(&o));
-    assert!((10..=16).contains(&started), "{started} forks under a limit of 16");
+    assert!(
+        (10..=16).contains(&started),
+        "{started} forks under a limit of 16"
+    );
     assert!(!o.status.success());
 }
 
 #[test]
 fn a_busy_loop_gets_its_cpu_quota() {
     let d = Dirs::new();
-    let o = d.run(&["-d", "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done"]);
+    let o = d.run(&[
+        "-d",
+        "--cpus",
+        "0.5",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let id = stdout(&o).trim().to_string();
     let pid = d.container_state(&id)["pid"].as_i64().unwrap();
     let acct = cgroup_dir(pid, "cpuacct").join("cpuacct.usage");
     let cpu = cgroup_dir(pid, "cpu");
-    assert_eq!(std::fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap().trim(), "50000");
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().trim().parse::<u64>().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(cpu.join("cpu.cfs_quota_us"))
+            .unwrap()
+            .trim(),
+        "50000"
+    );
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
     let (t0, u0) = (std::time::Instant::now(), read(&acct));
     std::thread::sleep(std::time::Duration::from_secs(3));
     let (wall, used) = (t0.elapsed().as_nanos() as f64, (read(&acct) - u0) as f64);
@@ -116,7 +202,10 @@ fn a_busy_loop_gets_its_cpu_quota() {
         .parse()
         .unwrap();
     // Half a CPU, never more (other tests share the machine, so allow less).
-    assert!((0.2..=0.6).contains(&share), "used {share:.2} CPUs with a quota of 0.5");
+    assert!(
+        (0.2..=0.6).contains(&share),
+        "used {share:.2} CPUs with a quota of 0.5"
+    );
     assert!(throttled > 0, "the quota throttled the loop: {stat}");
     let rm = d.gantry().args(["rm", "-f", &id]).output().unwrap();
     assert!(rm.status.success(), "{}", stderr(&rm));
@@ -130,10 +219,19 @@ fn bad_input_gets_an_error_that_says_what_to_do() {
         (vec!["--memory", "12x", "busybox", "true"], "e.g. 64m"),
         (vec!["--cpus", "-1", "busybox", "true"], "--cpus"),
         (vec!["--pids-limit", "0", "busybox", "true"], "--pids-limit"),
-        (vec!["--network", "bridge", "busybox", "true"], "unknown network mode"),
-        (vec!["--name", "../x", "busybox", "true"], "invalid container name"),
+        (
+            vec!["--network", "bridge", "busybox", "true"],
+            "unknown network mode",
+        ),
+        (
+            vec!["--name", "../x", "busybox", "true"],
+            "invalid container name",
+        ),
         (vec!["alpine", "true"], "gantry images"),
-        (vec!["busybox", "no-such-command"], "executable file not found"),
+        (
+            vec!["busybox", "no-such-command"],
+            "executable file not found",
+        ),
     ] {
         let o = d.run(&args);
         let err = stderr(&o);
@@ -141,8 +239,14 @@ fn bad_input_gets_an_error_that_says_what_to_do() {
         assert!(err.contains(expect), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
-    assert_eq!(d.run(&["busybox", "no-such-command"]).status.code(), Some(127));
-    assert_eq!(d.run(&["--memory", "12x", "busybox", "true"]).status.code(), Some(125));
+    assert_eq!(
+        d.run(&["busybox", "no-such-command"]).status.code(),
+        Some(127)
+    );
+    assert_eq!(
+        d.run(&["--memory", "12x", "busybox", "true"]).status.code(),
+        Some(125)
+    );
 }
 
 #[test]
@@ -152,16 +256,29 @@ fn detached_containers_are_listed_named_and_removed() {
     assert!(o.status.success(), "{}", stderr(&o));
     let id = stdout(&o).trim().to_string();
     let ps = stdout(&d.gantry().arg("ps").output().unwrap());
-    assert!(ps.lines().any(|l| l.starts_with(&id) && l.contains("web") && l.contains("Up")), "{ps}");
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with(&id) && l.contains("web") && l.contains("Up")),
+        "{ps}"
+    );
     let again = d.run(&["-d", "--name", "web", "busybox", "true"]);
-    assert!(stderr(&again).contains("already in use"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already in use"),
+        "{}",
+        stderr(&again)
+    );
     let rm = d.gantry().args(["rm", "web"]).output().unwrap();
     assert!(stderr(&rm).contains("rm -f"), "{}", stderr(&rm));
     let pid = d.container_state(&id)["pid"].as_i64().unwrap() as i32;
     let rm = d.gantry().args(["rm", "-f", "web"]).output().unwrap();
     assert!(rm.status.success(), "{}", stderr(&rm));
     assert!(process_gone(pid as i64), "the container's process is gone");
-    assert!(d.run(&["--rm", "--name", "web", "busybox", "true"]).status.success(), "the name is free again");
+    assert!(
+        d.run(&["--rm", "--name", "web", "busybox", "true"])
+            .status
+            .success(),
+        "the name is free again"
+    );
     let ps = stdout(&d.gantry().args(["ps", "-a"]).output().unwrap());
     assert_eq!(ps.lines().count(), 1, "{ps}");
 }

@@ -9,7 +9,13 @@ async fn the_terminal_runs_a_command_and_returns_its_output() {
     let s = create_session(&srv).await;
     let mut t = Term::connect(&srv, &s).await;
     t.expect("# ", 10).await;
-    assert!(t.hello.as_ref().is_some_and(|h| h["session"] == s.id.as_str()), "{:?}", t.hello);
+    assert!(
+        t.hello
+            .as_ref()
+            .is_some_and(|h| h["session"] == s.id.as_str()),
+        "{:?}",
+        t.hello
+    );
     t.send("echo $((6*7))-ok; hostname\r").await;
     t.expect("42-ok", 10).await;
     t.expect(&s.container_id, 10).await;
@@ -36,7 +42,8 @@ async fn a_reconnect_gets_the_same_shell_and_replays_recent_output() {
     let s = create_session(&srv).await;
     let mut t = Term::connect(&srv, &s).await;
     t.expect("# ", 10).await;
-    t.send("export MARK=same-shell; echo replay-$((1+1))\r").await;
+    t.send("export MARK=same-shell; echo replay-$((1+1))\r")
+        .await;
     t.expect("replay-2", 10).await;
     drop(t);
     let mut t = Term::connect(&srv, &s).await;
@@ -95,7 +102,14 @@ async fn exit_ends_the_session_with_its_code() {
     assert_eq!(code, 1000);
     assert_eq!(t.exit.as_ref().unwrap()["exit_code"], 5);
     let v = get_session(&srv, &s).await;
-    assert_eq!((v["state"].as_str(), v["end_reason"].as_str(), v["exit_code"].as_i64()), (Some("ended"), Some("exited"), Some(5)));
+    assert_eq!(
+        (
+            v["state"].as_str(),
+            v["end_reason"].as_str(),
+            v["exit_code"].as_i64()
+        ),
+        (Some("ended"), Some("exited"), Some(5))
+    );
     let mut again = Term::connect(&srv, &s).await;
     let (code, why) = again.until_closed(10).await;
     assert_eq!(code, 4404, "{why}");
