@@ -58,7 +58,16 @@ fn nothing_gantry_made_is_left_behind() {
             (cmd.contains(" monitor --id ") && cmd.contains("gantry")) || cg.contains("/gantry/")
         })
         .collect();
-    assert!(procs.is_empty(), "processes left behind: {procs:?}");
+    let shown: Vec<_> = procs
+        .iter()
+        .take(4)
+        .map(|(pid, cmd, _)| format!("{pid} {cmd}"))
+        .collect();
+    assert!(
+        procs.is_empty(),
+        "{} processes left behind, e.g. {shown:?}",
+        procs.len()
+    );
     let cgroups = leftover_cgroups();
     assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
