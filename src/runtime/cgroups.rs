@@ -91,14 +91,69 @@ fn own_cgroups() -> Result<HashMap<String, String>, CgroupError> {
     get_cgroups_relative_paths().map_err(|e| CgroupError::OwnCgroup(e.to_string()))
 }
 
+/// On cgroup v2 a cgroup with processes cannot hand controllers to children (the "no
+/// internal processes" rule). As a systemd service with `Delegate=yes` does, gantry
+/// moves itself into a leaf, `<base>/gantry.supervisor`, and builds its tree beside it,
+/// `<base>/gantry/<id>`. `base` is our cgroup without that leaf.
+const V2_LEAF: &str = "gantry.supervisor";
+
+fn v2_base(own: &str) -> String {
+    let own = own.trim_end_matches('/');
+    own.strip_suffix(&format!("/{V2_LEAF}"))
+        .unwrap_or(own)
+        .to_string()
+}
+
+/// Makes sure `base` delegates memory, cpu and pids to its children (v2 only).
+fn v2_delegate(base: &str) -> Result<(), CgroupError> {
+    let root = PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(base.trim_start_matches('/'));
+    let control = root.join("cgroup.subtree_control");
+    let enabled = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map(|s| {
+                REQUIRED_V2
+                    .iter()
+                    .all(|c| s.split_whitespace().any(|e| e == *c))
+            })
+            .unwrap_or(false)
+    };
+    if enabled(&control) {
+        return Ok(());
+    }
+    let want = REQUIRED_V2
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if std::fs::write(&control, &want).is_err() {
+        // Busy with processes: move ourselves into the leaf and try again.
+        let leaf = root.join(V2_LEAF);
+        let _ = std::fs::create_dir(&leaf);
+        let _ = std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string());
+        let _ = std::fs::write(&control, &want);
+    }
+    if enabled(&control) {
+        Ok(())
+    } else {
+        Err(CgroupError::Create {
+            path: base.to_string(),
+            message: format!(
+                "cgroup v2 does not delegate {} below {base}: other processes share gantry's cgroup; run gantry in a cgroup of its own, e.g. as a systemd service with Delegate=yes or with `systemd-run --scope -p Delegate=yes gantry ...`",
+                REQUIRED_V2.join(", ")
+            ),
+        })
+    }
+}
+
 impl ContainerCgroup {
     /// Creates `gantry/<id>` below our own cgroup and applies `limits`.
     pub fn create(id: &str, limits: &Limits) -> Result<Self, CgroupError> {
         let parents = own_cgroups()?;
         let rel = if v2() {
             // v2 has one path for all controllers ("0::/path").
-            let own = parents.get("").cloned().unwrap_or_default();
-            format!("{}/{TREE}/{id}", own.trim_matches('/'))
+            let base = v2_base(parents.get("").map(String::as_str).unwrap_or("/"));
+            v2_delegate(&base)?;
+            format!("{}/{TREE}/{id}", base.trim_matches('/'))
                 .trim_start_matches('/')
                 .to_string()
         } else {
@@ -269,6 +324,24 @@ impl ContainerCgroup {
             }
         }
         st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v2_tree_sits_beside_the_supervisor_leaf() {
+        assert_eq!(
+            v2_base("/system.slice/gantry.service"),
+            "/system.slice/gantry.service"
+        );
+        assert_eq!(
+            v2_base("/system.slice/gantry.service/gantry.supervisor"),
+            "/system.slice/gantry.service"
+        );
+        assert_eq!(v2_base("/"), "");
     }
 }
 

@@ -359,9 +359,24 @@ impl Sessions {
     }
 
     /// After a (re)start: keeps sessions whose monitor is alive, ends the others and
-    /// cleans up what they left. Returns (kept, ended).
+    /// cleans up what they left, then sweeps session containers that no running session
+    /// owns (a crash between starting a container and recording its session). Returns
+    /// (kept, ended).
     pub async fn recover(&self) -> Result<(usize, usize), SessionError> {
         let (mut kept, mut ended) = (0, 0);
+        let running: std::collections::HashSet<String> = self
+            .store
+            .running_sessions()?
+            .into_iter()
+            .map(|r| r.container_id)
+            .collect();
+        for cd in state::list(&self.paths) {
+            let owned_by_session = cd.spec().map(|s| s.session.is_some()).unwrap_or(false);
+            if owned_by_session && !running.contains(&cd.id) {
+                tracing::warn!(container = %cd.id, "removing a session container no session owns");
+                self.stop_container(&cd.id).await;
+            }
+        }
         for row in self.store.running_sessions()? {
             let cd = self.container(&row);
             match cd.state() {

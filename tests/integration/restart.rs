@@ -54,3 +54,29 @@ async fn a_crashed_monitor_is_cleaned_up() {
     let v = get_session(&srv, &s).await;
     assert_eq!(v["state"], "ended");
 }
+
+#[tokio::test]
+async fn a_restart_removes_session_containers_that_no_session_owns() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let s = create_session(&srv).await;
+    drop(srv);
+    // The database loses the session (as if the server crashed before recording it).
+    let deleted = delete_session_row(&d.data.join("gantry.db"), &s.id);
+    assert!(deleted, "session row deleted");
+    let pid = d.container_state(&s.container_id)["pid"].as_i64().unwrap();
+    let _srv = Server::start(&d, &[]);
+    assert!(
+        process_gone(pid),
+        "the unowned shell is stopped at start-up"
+    );
+    assert!(!d.state.join("containers").join(&s.container_id).exists());
+}
+
+/// Deletes a session row straight from the SQLite file.
+fn delete_session_row(db: &std::path::Path, id: &str) -> bool {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute("DELETE FROM sessions WHERE id = ?1", [id])
+        .unwrap()
+        == 1
+}

@@ -282,3 +282,47 @@ fn detached_containers_are_listed_named_and_removed() {
     let ps = stdout(&d.gantry().args(["ps", "-a"]).output().unwrap());
     assert_eq!(ps.lines().count(), 1, "{ps}");
 }
+
+#[test]
+fn without_root_gantry_says_to_use_sudo() {
+    let d = Dirs::new();
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            gantry_bin(),
+        ])
+        .arg("--data-dir")
+        .arg(&d.data)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .args(["run", "busybox", "true"])
+        .output()
+        .expect("setpriv (util-linux) runs the command as nobody");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("run it with sudo"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_missing_cgroup_controller_is_named_with_a_fix() {
+    let d = Dirs::new();
+    // In a private mount namespace, hide the pids hierarchy from this one command.
+    let script = format!(
+        "umount /sys/fs/cgroup/pids && exec {} --data-dir {} --state-dir {} run --rm busybox true",
+        gantry_bin(),
+        d.data.display(),
+        d.state.display()
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cgroup controller 'pids' is not mounted")
+            && err.contains("mount -t cgroup -o pids"),
+        "{err}"
+    );
+}
