@@ -34,6 +34,10 @@ pub const RING_BYTES: usize = 64 * 1024;
 pub const CLIENT_HIGH_WATER: usize = 256 * 1024;
 /// Input queued for the container before the monitor stops reading clients.
 const INPUT_LIMIT: usize = 64 * 1024;
+/// A client that stays above the high-water mark this long is dropped: a healthy client
+/// drains 256 KiB in milliseconds, and a vanished one (a laptop lid closed mid-flood)
+/// must not hold the shell, or a reconnecting browser, hostage.
+const STALL_LIMIT: Duration = Duration::from_secs(10);
 
 /// The one line a monitor prints on stdout once the container runs (or failed to).
 #[derive(Debug, Serialize, Deserialize)]
@@ -220,6 +224,7 @@ struct Client {
     decoder: Decoder,
     out: VecDeque<u8>,
     closed: bool,
+    stalled_since: Option<Instant>,
 }
 
 impl Client {
@@ -280,6 +285,15 @@ impl Monitor {
     /// Serves until the container exits; returns how it ended.
     fn run(&mut self) -> ExitInfo {
         loop {
+            let now = Instant::now();
+            for c in &mut self.clients {
+                if c.out.len() <= CLIENT_HIGH_WATER {
+                    c.stalled_since = None;
+                } else if now.duration_since(*c.stalled_since.get_or_insert(now)) > STALL_LIMIT {
+                    c.closed = true;
+                }
+            }
+            self.clients.retain(|c| !c.closed);
             let paused = self.clients.iter().any(|c| c.out.len() > CLIENT_HIGH_WATER);
             let take_input = self.input_buf.len() < INPUT_LIMIT;
             let raw = |fd: Option<&OwnedFd>| fd.map(|f| f.as_raw_fd()).unwrap_or(-1);
@@ -313,8 +327,13 @@ impl Monitor {
                 }
                 fds.push(pollfd(c.stream.as_raw_fd(), ev));
             }
-            // Without a pidfd (very old kernels), fall back to polling waitpid.
-            let timeout = if self.pidfd.is_some() { -1 } else { 100 };
+            // Without a pidfd (very old kernels), fall back to polling waitpid; while paused,
+            // wake up to check for stalled clients.
+            let timeout = match (self.pidfd.is_some(), paused) {
+                (false, _) => 100,
+                (true, true) => 1000,
+                (true, false) => -1,
+            };
             // SAFETY: fds is a valid array of pollfd for the duration of the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n < 0 {
@@ -359,6 +378,7 @@ impl Monitor {
                 decoder: Decoder::default(),
                 out: VecDeque::new(),
                 closed: false,
+                stalled_since: None,
             };
             let (a, b) = self.ring.as_slices();
             let mut replay = a.to_vec();

@@ -16,6 +16,9 @@ use actix_ws::{AggregatedMessage as Message, CloseCode, CloseReason};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How often an idle terminal connection is pinged.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Unacknowledged output allowed per connection once the client sends acks.
 pub const FLOW_WINDOW: u64 = 1 << 20;
 
@@ -130,6 +133,9 @@ async fn bridge(
     let mut buf = vec![0u8; 64 * 1024];
     let mut acks = false;
     let mut unacked: u64 = 0;
+    // Pings find connections whose peer vanished without closing (a sleeping laptop).
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut last_heard = std::time::Instant::now();
     let close = |code: CloseCode, msg: &str| CloseReason {
         code,
         description: Some(msg.to_string()),
@@ -137,7 +143,14 @@ async fn bridge(
     loop {
         let window_open = !acks || unacked < FLOW_WINDOW;
         tokio::select! {
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > 3 * HEARTBEAT {
+                    return close(CloseCode::Away, "no answer to pings");
+                }
+                let _ = ws.ping(b"gantry").await;
+            }
             msg = stream.recv() => {
+                last_heard = std::time::Instant::now();
                 let data = match msg {
                     Some(Ok(Message::Binary(b))) => match parse_client_frame(&b) {
                         Ok(ClientFrame::Data(d)) => Frame::Data(d),

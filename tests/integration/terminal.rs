@@ -149,3 +149,23 @@ async fn a_flood_keeps_server_memory_bounded_and_other_sessions_responsive() {
     delete_session(&srv, &flood).await;
     delete_session(&srv, &calm).await;
 }
+
+#[tokio::test]
+async fn a_viewer_that_stops_reading_cannot_hold_the_shell_hostage() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let s = create_session(&srv).await;
+    let mut stuck = Term::connect(&srv, &s).await;
+    stuck.expect("# ", 10).await;
+    stuck.send("yes stalled-stalled-stalled\r").await;
+    stuck.expect("stalled-stalled", 10).await;
+    // `stuck` never reads again (a laptop closed mid-flood). After the monitor's stall
+    // limit, a new connection gets the shell back.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let mut fresh = Term::connect(&srv, &s).await;
+    fresh.send("\x03").await;
+    fresh.send("echo free-$((3*3))\r").await;
+    fresh.expect("free-9\r\n", 30).await;
+    drop(stuck);
+    delete_session(&srv, &s).await;
+}
