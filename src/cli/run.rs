@@ -183,6 +183,9 @@ fn foreground(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> {
         }
     };
     FORWARD_TO.store(started.pid.as_raw(), Ordering::Relaxed);
+    if std::env::var_os("GANTRY_TIMING").is_some() {
+        eprint!("{}", started.timeline.render());
+    }
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: installing a handler that only calls kill(2). Handlers (unlike ignored
         // signals) are reset by execve, so the container starts with default dispositions.

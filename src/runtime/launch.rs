@@ -88,6 +88,43 @@ pub struct Started {
     pub pid: Pid,
     pub pty_master: Option<OwnedFd>,
     pub cgroup: ContainerCgroup,
+    /// When each step of the launch finished, as the parent saw it.
+    pub timeline: Timeline,
+}
+
+/// The launch's steps with the time each finished (for the step-by-step trace, and for
+/// `GANTRY_TIMING=1`, which prints it).
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    start: std::time::Instant,
+    pub steps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Timeline {
+    pub fn new() -> Self {
+        Timeline {
+            start: std::time::Instant::now(),
+            steps: vec![],
+        }
+    }
+
+    pub fn mark(&mut self, step: &'static str) {
+        self.steps.push((step, self.start.elapsed()));
+    }
+
+    /// One line per step: cumulative milliseconds and the step.
+    pub fn render(&self) -> String {
+        self.steps
+            .iter()
+            .map(|(s, d)| format!("{:>8.3} ms  {s}\n", d.as_secs_f64() * 1000.0))
+            .collect()
+    }
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Starts `spec` with its writable layer under `container_dir`.
@@ -101,14 +138,17 @@ pub fn launch(
             spec.image_rootfs.display().to_string(),
         ));
     }
+    let mut timeline = Timeline::new();
     let ops = plan::rootfs_plan(spec, &LayerDirs::under(container_dir));
     let cgroup = ContainerCgroup::create(&spec.id, &spec.limits)?;
-    let started = start_in_cgroup(spec, &ops, io, &cgroup);
+    timeline.mark("cgroup created, limits written");
+    let started = start_in_cgroup(spec, &ops, io, &cgroup, &mut timeline);
     match started {
         Ok((pid, pty_master)) => Ok(Started {
             pid,
             pty_master,
             cgroup,
+            timeline,
         }),
         Err(e) => {
             let _ = cgroup.remove();
@@ -122,6 +162,7 @@ fn start_in_cgroup(
     ops: &[MountOp],
     io: ChildIo,
     cgroup: &ContainerCgroup,
+    timeline: &mut Timeline,
 ) -> Result<(Pid, Option<OwnedFd>), LaunchError> {
     let (parent_sock, child_sock) = SyncSocket::pair()?;
     let flags = plan::clone_flags();
@@ -147,6 +188,7 @@ fn start_in_cgroup(
     drop(child_sock);
     drop(io);
     let pid = Pid::from_raw(ret as i32);
+    timeline.mark("clone into new namespaces");
     let fail = |e: LaunchError| {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
@@ -156,6 +198,7 @@ fn start_in_cgroup(
     if let Err(e) = cgroup.add_process(pid.as_raw()) {
         return Err(fail(e.into()));
     }
+    timeline.mark("child moved into its cgroup");
     // Network: `none` needs nothing from the parent (the child brings up loopback).
     let pty_master = match parent_sock.recv() {
         Ok(Some((SyncMsg::RootfsReady, fd))) => fd,
@@ -176,11 +219,15 @@ fn start_in_cgroup(
         Ok(_) => return Err(fail(LaunchError::DiedDuringSetup)),
         Err(e) => return Err(fail(e.into())),
     };
+    timeline.mark("child: rootfs mounted, pivot_root done");
     if let Err(e) = parent_sock.send(&SyncMsg::Go, None) {
         return Err(fail(e.into()));
     }
     match parent_sock.recv() {
-        Ok(None) => Ok((pid, pty_master)),
+        Ok(None) => {
+            timeline.mark("child exec'd the command");
+            Ok((pid, pty_master))
+        }
         Ok(Some((
             SyncMsg::Failed {
                 step,
