@@ -97,7 +97,7 @@ pub struct Started {
 #[derive(Debug, Clone)]
 pub struct Timeline {
     start: std::time::Instant,
-    pub steps: Vec<(&'static str, std::time::Duration)>,
+    pub steps: Vec<(String, std::time::Duration)>,
 }
 
 impl Timeline {
@@ -108,8 +108,17 @@ impl Timeline {
         }
     }
 
-    pub fn mark(&mut self, step: &'static str) {
-        self.steps.push((step, self.start.elapsed()));
+    pub fn mark(&mut self, step: &str) {
+        self.steps.push((step.to_string(), self.start.elapsed()));
+    }
+
+    /// Adds the child's steps (ns since the start), keeping the list in time order.
+    pub fn merge_child(&mut self, steps: Vec<(String, u64)>) {
+        for (s, ns) in steps {
+            self.steps
+                .push((format!("child: {s}"), std::time::Duration::from_nanos(ns)));
+        }
+        self.steps.sort_by_key(|(_, d)| *d);
     }
 
     /// One line per step: cumulative milliseconds and the step.
@@ -183,7 +192,8 @@ fn start_in_cgroup(
     }
     if ret == 0 {
         drop(parent_sock);
-        child_main(spec, ops, io, child_sock);
+        // The child's copy of the timeline shares the parent's monotonic clock.
+        child_main(spec, ops, io, child_sock, cgroup, timeline.start);
     }
     drop(child_sock);
     drop(io);
@@ -195,13 +205,18 @@ fn start_in_cgroup(
         e
     };
 
-    if let Err(e) = cgroup.add_process(pid.as_raw()) {
-        return Err(fail(e.into()));
+    if !cgroup.joins_itself() {
+        if let Err(e) = cgroup.add_process(pid.as_raw()) {
+            return Err(fail(e.into()));
+        }
+        timeline.mark("child moved into its cgroup (cgroup.procs)");
     }
-    timeline.mark("child moved into its cgroup");
     // Network: `none` needs nothing from the parent (the child brings up loopback).
     let pty_master = match parent_sock.recv() {
-        Ok(Some((SyncMsg::RootfsReady, fd))) => fd,
+        Ok(Some((SyncMsg::RootfsReady { steps }, fd))) => {
+            timeline.merge_child(steps);
+            fd
+        }
         Ok(Some((
             SyncMsg::Failed {
                 step,
@@ -219,7 +234,7 @@ fn start_in_cgroup(
         Ok(_) => return Err(fail(LaunchError::DiedDuringSetup)),
         Err(e) => return Err(fail(e.into())),
     };
-    timeline.mark("child: rootfs mounted, pivot_root done");
+
     if let Err(e) = parent_sock.send(&SyncMsg::Go, None) {
         return Err(fail(e.into()));
     }
@@ -310,8 +325,15 @@ fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> StepError
 }
 
 /// The container's first process, from clone to exec. Never returns.
-fn child_main(spec: &ContainerSpec, ops: &[MountOp], io: ChildIo, sock: SyncSocket) -> ! {
-    let err = match child_setup(spec, ops, io, &sock) {
+fn child_main(
+    spec: &ContainerSpec,
+    ops: &[MountOp],
+    io: ChildIo,
+    sock: SyncSocket,
+    cgroup: &ContainerCgroup,
+    start: std::time::Instant,
+) -> ! {
+    let err = match child_setup(spec, ops, io, &sock, cgroup, start) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -334,14 +356,33 @@ fn child_setup(
     ops: &[MountOp],
     io: ChildIo,
     sock: &SyncSocket,
+    cgroup: &ContainerCgroup,
+    start: std::time::Instant,
 ) -> Result<Never, StepError> {
     // If the monitor (our parent) dies, so do we: a container never outlives its owner.
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    rootfs::apply(ops).map_err(step("rootfs"))?;
+    let mut steps: Vec<(String, u64)> = Vec::new();
+    let now = || start.elapsed().as_nanos() as u64;
+    // First, while the host's cgroupfs is still in our (copied) mount namespace.
+    if cgroup.joins_itself() {
+        cgroup.join_self().map_err(step("cgroup"))?;
+        steps.push(("echo 0 > tasks (join own cgroup)".into(), now()));
+    }
+    let root = ops
+        .iter()
+        .find_map(|op| match op {
+            MountOp::PivotRoot { new_root } => Some(new_root.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    rootfs::apply(ops, |op| steps.push((rootfs::describe(op, &root), now())))
+        .map_err(step("rootfs"))?;
     nix::unistd::sethostname(spec.hostname.as_str()).map_err(step("sethostname"))?;
+    steps.push((format!("sethostname {}", spec.hostname.as_str()), now()));
     loopback_up().map_err(step("loopback"))?;
+    steps.push(("ip link set lo up".into(), now()));
 
     let (pty_master, pty_slave) = match io {
         ChildIo::Pty => {
@@ -350,8 +391,11 @@ fn child_setup(
         }
         _ => (None, None),
     };
+    if pty_master.is_some() {
+        steps.push(("open /dev/ptmx, TIOCGPTPEER".into(), now()));
+    }
     sock.send(
-        &SyncMsg::RootfsReady,
+        &SyncMsg::RootfsReady { steps },
         pty_master.as_ref().map(|m| m.as_raw_fd()),
     )
     .map_err(step("sync"))?;

@@ -33,12 +33,29 @@ fn sys<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> Rootf
     }
 }
 
-/// Applies `ops` in order.
-pub fn apply(ops: &[MountOp]) -> Result<(), RootfsError> {
+/// Applies `ops` in order, calling `done` after each.
+pub fn apply(ops: &[MountOp], mut done: impl FnMut(&MountOp)) -> Result<(), RootfsError> {
     for op in ops {
         apply_one(op)?;
+        done(op);
     }
     Ok(())
+}
+
+/// A short description of an operation, as the step-by-step trace shows it.
+pub fn describe(op: &MountOp, root: &Path) -> String {
+    let rel = |p: &Path| match p.strip_prefix(root) {
+        Ok(r) => format!("/{}", r.display()),
+        Err(_) => p.display().to_string(),
+    };
+    match op {
+        MountOp::MakeRootPrivate => "mount --make-rprivate /".into(),
+        MountOp::Mkdir { path, .. } => format!("mkdir {}", rel(path)),
+        MountOp::Mount { fstype, target, .. } => format!("mount -t {fstype} {}", rel(target)),
+        MountOp::Mknod { path, major, minor } => format!("mknod {} c {major} {minor}", rel(path)),
+        MountOp::Symlink { target, link } => format!("ln -s {target} {}", rel(link)),
+        MountOp::PivotRoot { .. } => "pivot_root . . && umount -l .".into(),
+    }
 }
 
 fn apply_one(op: &MountOp) -> Result<(), RootfsError> {

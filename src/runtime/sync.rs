@@ -16,8 +16,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// Messages of the launch handshake.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum SyncMsg {
-    /// child → parent: the root filesystem is ready (a pty master may ride along).
-    RootfsReady,
+    /// child → parent: the root filesystem is ready (a pty master may ride along), with
+    /// the child's steps and when each finished (ns since the launch began).
+    RootfsReady { steps: Vec<(String, u64)> },
     /// parent → child: cgroups are joined, networking is set; go on and exec.
     Go,
     /// child → parent: a step failed; the launch is over.
@@ -120,10 +121,12 @@ mod tests {
     fn messages_and_descriptors_cross_the_pair() {
         let (a, b) = SyncSocket::pair().unwrap();
         let file = std::fs::File::open("/dev/null").unwrap();
-        a.send(&SyncMsg::RootfsReady, Some(file.as_raw_fd()))
-            .unwrap();
+        let ready = SyncMsg::RootfsReady {
+            steps: vec![("mount proc".into(), 42)],
+        };
+        a.send(&ready, Some(file.as_raw_fd())).unwrap();
         let (msg, fd) = b.recv().unwrap().unwrap();
-        assert_eq!(msg, SyncMsg::RootfsReady);
+        assert_eq!(msg, ready);
         assert!(fd.is_some());
         b.send(&SyncMsg::Go, None).unwrap();
         assert_eq!(a.recv().unwrap().unwrap().0, SyncMsg::Go);
