@@ -182,10 +182,8 @@ fn foreground(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> {
             return Err(e.into());
         }
     };
+    let mut started = started;
     FORWARD_TO.store(started.pid.as_raw(), Ordering::Relaxed);
-    if std::env::var_os("GANTRY_TIMING").is_some() {
-        eprint!("{}", started.timeline.render());
-    }
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: installing a handler that only calls kill(2). Handlers (unlike ignored
         // signals) are reset by execve, so the container starts with default dispositions.
@@ -207,18 +205,24 @@ fn foreground(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> {
         cd.save(&st)?;
     }
     let status = launch::wait(started.pid);
+    started.timeline.mark("container exited, reaped");
     FORWARD_TO.store(0, Ordering::Relaxed);
     st.oom_killed =
         status.signal == Some(libc::SIGKILL) && started.cgroup.stats().memory.oom_kills > 0;
     started.cgroup.kill_all();
     let _ = started.cgroup.remove();
+    started.timeline.mark("cgroup removed");
     if spec.auto_remove {
         cd.remove()?;
+        started.timeline.mark("container folder removed");
     } else {
         st.status = Status::Exited;
         st.exit_code = Some(status.code);
         st.finished_at = Some(state::now());
         cd.save(&st)?;
+    }
+    if std::env::var_os("GANTRY_TIMING").is_some() {
+        eprint!("{}", started.timeline.render());
     }
     if st.oom_killed {
         eprintln!(
