@@ -11,7 +11,7 @@ use crate::image::ImageStore;
 use crate::runtime::cgroups;
 use crate::runtime::launch::{self, ChildIo};
 use crate::runtime::spec::*;
-use crate::runtime::state::{self, ContainerDir, ContainerState, Status};
+use crate::runtime::state::{ContainerDir, ContainerState};
 use anyhow::Context;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -189,42 +189,27 @@ fn foreground(paths: &Paths, spec: &ContainerSpec) -> anyhow::Result<i32> {
         // signals) are reset by execve, so the container starts with default dispositions.
         unsafe { libc::signal(sig, forward_signal as *const () as libc::sighandler_t) };
     }
-    let mut st = ContainerState {
-        id: spec.id.clone(),
-        status: Status::Running,
-        pid: Some(started.pid.as_raw()),
-        pid_start: state::process_start_time(started.pid.as_raw()),
-        monitor_pid: Some(std::process::id() as i32),
-        cgroup: Some(started.cgroup.placement().clone()),
-        created_at: state::now(),
-        finished_at: None,
-        exit_code: None,
-        oom_killed: false,
-    };
+    let mut st =
+        ContainerState::running(&spec.id, started.pid.as_raw(), started.cgroup.placement());
     if !spec.auto_remove {
         cd.save(&st)?;
     }
     let status = launch::wait(started.pid);
     started.timeline.mark("container exited, reaped");
     FORWARD_TO.store(0, Ordering::Relaxed);
-    st.oom_killed =
-        status.signal == Some(libc::SIGKILL) && started.cgroup.stats().memory.oom_kills > 0;
-    started.cgroup.kill_all();
-    let _ = started.cgroup.remove();
+    let oom_killed = started.clean_up(&status);
     started.timeline.mark("cgroup removed");
     if spec.auto_remove {
         cd.remove()?;
         started.timeline.mark("container folder removed");
     } else {
-        st.status = Status::Exited;
-        st.exit_code = Some(status.code);
-        st.finished_at = Some(state::now());
+        st.exited(status.code, oom_killed);
         cd.save(&st)?;
     }
     if std::env::var_os("GANTRY_TIMING").is_some() {
         eprint!("{}", started.timeline.render());
     }
-    if st.oom_killed {
+    if oom_killed {
         eprintln!(
             "gantry: container {} was killed by the OOM killer: it used more than its memory limit",
             spec.id

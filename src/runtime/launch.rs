@@ -260,6 +260,19 @@ fn start_in_cgroup(
     }
 }
 
+impl Started {
+    /// After the first process exited: tells whether the OOM killer ended it, kills what
+    /// is left in the cgroup (the kernel already killed the rest of the pid namespace with
+    /// its init) and removes the cgroup. Returns whether it was an OOM kill.
+    pub fn clean_up(&self, status: &ExitStatus) -> bool {
+        let oom_killed =
+            status.signal == Some(libc::SIGKILL) && self.cgroup.stats().memory.oom_kills > 0;
+        self.cgroup.kill_all();
+        let _ = self.cgroup.remove();
+        oom_killed
+    }
+}
+
 /// How a container ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitStatus {

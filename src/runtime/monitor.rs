@@ -19,7 +19,7 @@
 use crate::config::Paths;
 use crate::runtime::launch::{self, ChildIo, Started};
 use crate::runtime::monitor_proto::{Decoder, ExitInfo, Frame};
-use crate::runtime::state::{self, ContainerDir, ContainerState, Status};
+use crate::runtime::state::{ContainerDir, ContainerState};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -108,18 +108,8 @@ pub fn main(paths: &Paths, id: &str) -> i32 {
             std::process::exit(1);
         }
     };
-    let mut st = ContainerState {
-        id: spec.id.clone(),
-        status: Status::Running,
-        pid: Some(started.pid.as_raw()),
-        pid_start: state::process_start_time(started.pid.as_raw()),
-        monitor_pid: Some(std::process::id() as i32),
-        cgroup: Some(started.cgroup.placement().clone()),
-        created_at: state::now(),
-        finished_at: None,
-        exit_code: None,
-        oom_killed: false,
-    };
+    let mut st =
+        ContainerState::running(&spec.id, started.pid.as_raw(), started.cgroup.placement());
     let _ = cd.save(&st);
     report(&Ready {
         ok: true,
@@ -138,10 +128,7 @@ pub fn main(paths: &Paths, id: &str) -> i32 {
     };
     let mut mon = Monitor::new(listener, started, output, input);
     let exit = mon.run();
-    st.status = Status::Exited;
-    st.finished_at = Some(state::now());
-    st.exit_code = Some(exit.exit_code);
-    st.oom_killed = exit.oom_killed;
+    st.exited(exit.exit_code, exit.oom_killed);
     let _ = cd.save(&st);
     let _ = std::fs::remove_file(&sock_path);
     if spec.auto_remove {
@@ -507,12 +494,7 @@ impl Monitor {
     /// The container's first process is gone: drain its output, clean up, tell everyone.
     fn finish(&mut self, status: launch::ExitStatus) -> ExitInfo {
         while self.output.is_some() && self.read_output() {}
-        let oom_killed = status.signal == Some(libc::SIGKILL)
-            && self.started.cgroup.stats().memory.oom_kills > 0;
-        // The kernel kills the rest of the pid namespace with its init; make sure, then
-        // drop the cgroup.
-        self.started.cgroup.kill_all();
-        let _ = self.started.cgroup.remove();
+        let oom_killed = self.started.clean_up(&status);
         let info = ExitInfo {
             exit_code: status.code,
             signal: status.signal,

@@ -68,6 +68,32 @@ pub struct ContainerState {
     pub oom_killed: bool,
 }
 
+impl ContainerState {
+    /// A container that just started, owned by the calling process.
+    pub fn running(id: &str, pid: i32, cgroup: &CgroupPlacement) -> Self {
+        ContainerState {
+            id: id.to_string(),
+            status: Status::Running,
+            pid: Some(pid),
+            pid_start: process_start_time(pid),
+            monitor_pid: Some(std::process::id() as i32),
+            cgroup: Some(cgroup.clone()),
+            created_at: now(),
+            finished_at: None,
+            exit_code: None,
+            oom_killed: false,
+        }
+    }
+
+    /// Records how the container ended.
+    pub fn exited(&mut self, exit_code: i32, oom_killed: bool) {
+        self.status = Status::Exited;
+        self.exit_code = Some(exit_code);
+        self.oom_killed = oom_killed;
+        self.finished_at = Some(now());
+    }
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
