@@ -59,8 +59,9 @@ pub struct Sessions {
     /// Latest activity per session, flushed to SQLite by the reaper (a keystroke must
     /// not be a database write).
     activity: Mutex<HashMap<String, i64>>,
-    /// Serialises the admission check with the insert.
-    admission: tokio::sync::Mutex<()>,
+    /// Sessions admitted but not yet in the database (their container is starting), so
+    /// concurrent creations are counted without holding a lock while containers start.
+    starting: Mutex<usize>,
 }
 
 /// What a newly created session returns (the token only here).
@@ -99,6 +100,15 @@ pub struct Isolation {
     pub sampled_at_ms: i64,
 }
 
+/// A place in the class being filled; see [`Sessions::admit`].
+struct Seat<'a>(&'a Mutex<usize>);
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+    }
+}
+
 /// 32 random bytes, hex: unguessable session tokens.
 fn new_token() -> String {
     let mut b = [0u8; 32];
@@ -119,7 +129,7 @@ impl Sessions {
             store,
             cfg,
             activity: Mutex::new(HashMap::new()),
-            admission: tokio::sync::Mutex::new(()),
+            starting: Mutex::new(0),
         }
     }
 
@@ -165,11 +175,7 @@ impl Sessions {
             .images
             .rootfs(&image)
             .map_err(|e| SessionError::BadRequest(e.to_string()))?;
-        let _admit = self.admission.lock().await;
-        let running = self.store.count_running()?;
-        if running >= self.cfg.max_sessions {
-            return Err(SessionError::Full(self.cfg.max_sessions));
-        }
+        let _seat = self.admit()?;
         let id = uuid::Uuid::new_v4().to_string();
         let container_id = new_container_id();
         let spec = ContainerSpec {
@@ -215,6 +221,17 @@ impl Sessions {
             token: row.token.clone(),
             session: self.view(&row),
         })
+    }
+
+    /// Takes a seat in the class, or says it is full. The seat is given back when the
+    /// returned guard drops (by then the session is in the database, or failed).
+    fn admit(&self) -> Result<Seat<'_>, SessionError> {
+        let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        if self.store.count_running()? + *starting >= self.cfg.max_sessions {
+            return Err(SessionError::Full(self.cfg.max_sessions));
+        }
+        *starting += 1;
+        Ok(Seat(&self.starting))
     }
 
     async fn start_container(&self, spec: &ContainerSpec) -> Result<(), SessionError> {

@@ -249,3 +249,35 @@ async fn the_pages_set_a_safe_cookie_and_refuse_strangers() {
     };
     delete_session(&srv, &s).await;
 }
+
+#[tokio::test]
+async fn concurrent_creations_never_overfill_the_class() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &["--max-sessions", "3"]);
+    let url = srv.url("/api/v1/sessions");
+    let attempts = (0..6).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { client().post(url).send().await.unwrap() })
+    });
+    let mut created = vec![];
+    let mut full = 0;
+    for a in attempts {
+        let r = a.await.unwrap();
+        match r.status().as_u16() {
+            201 => {
+                let v: serde_json::Value = r.json().await.unwrap();
+                created.push(Session {
+                    id: v["id"].as_str().unwrap().into(),
+                    token: v["token"].as_str().unwrap().into(),
+                    container_id: v["container_id"].as_str().unwrap().into(),
+                });
+            }
+            429 => full += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((created.len(), full), (3, 3));
+    for s in &created {
+        delete_session(&srv, s).await;
+    }
+}
