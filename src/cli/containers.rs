@@ -143,7 +143,7 @@ pub fn rm(paths: &Paths, args: RmArgs) -> anyhow::Result<i32> {
     } else {
         args.containers.clone()
     };
-    if targets.is_empty() {
+    if targets.is_empty() && !args.all {
         anyhow::bail!("no container given: use `gantry rm [-f] CONTAINER...` (see `gantry ps -a`)");
     }
     let mut code = 0;

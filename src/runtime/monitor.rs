@@ -32,6 +32,22 @@ use std::time::{Duration, Instant};
 pub const RING_BYTES: usize = 64 * 1024;
 /// Output a client may have queued before the monitor stops reading the pty.
 pub const CLIENT_HIGH_WATER: usize = 256 * 1024;
+/// Most output gathered into one frame.
+const BURST_BYTES: usize = 64 * 1024;
+/// More than [`FLOOD_BYTES`] of output within [`FLOOD_WINDOW`] (400 KiB/s) means the
+/// container floods its terminal — no one reads that fast. The monitor then waits
+/// [`FLOOD_PAUSE`] before reading again, so a flood arrives in big frames about a
+/// thousand times a second instead of one wake-up per line, and the flooding program
+/// blocks on its full pty meanwhile, leaving the CPU to the interactive sessions beside
+/// it. Echoes of keystrokes, even fast ones, stay far below the rate and are never
+/// delayed.
+const FLOOD_WINDOW: Duration = Duration::from_millis(5);
+const FLOOD_BYTES: usize = 512;
+const FLOOD_PAUSE: Duration = Duration::from_millis(1);
+/// While it floods, the container is in the idle scheduling class (see
+/// [`crate::runtime::cgroups::ContainerCgroup::set_cpu_idle`]): every other session's
+/// keystrokes preempt it. It gets its normal class back this long after the flood ends.
+const CALM_AFTER: Duration = Duration::from_millis(500);
 /// Input queued for the container before the monitor stops reading clients.
 const INPUT_LIMIT: usize = 64 * 1024;
 /// A client that stays above the high-water mark this long is dropped: a healthy client
@@ -245,6 +261,14 @@ struct Monitor {
     input_buf: Vec<u8>,
     ring: VecDeque<u8>,
     clients: Vec<Client>,
+    /// While flooding, output is not read again before this instant.
+    resume_output: Option<Instant>,
+    /// Start of the current rate window, and the bytes read in it.
+    window: (Instant, usize),
+    /// When output last came at flood rate, and whether the container has been moved to
+    /// the idle scheduling class for it.
+    last_flood: Option<Instant>,
+    idle_class: bool,
 }
 
 impl Monitor {
@@ -266,6 +290,10 @@ impl Monitor {
             input_buf: Vec::new(),
             ring: VecDeque::new(),
             clients: Vec::new(),
+            resume_output: None,
+            window: (Instant::now(), 0),
+            last_flood: None,
+            idle_class: false,
         }
     }
 
@@ -282,13 +310,22 @@ impl Monitor {
             }
             self.clients.retain(|c| !c.closed);
             let paused = self.clients.iter().any(|c| c.out.len() > CLIENT_HIGH_WATER);
+            let pacing = self.resume_output.filter(|t| *t > now);
+            // A flood that stopped gives the container its normal CPU class back.
+            if self.idle_class
+                && self
+                    .last_flood
+                    .is_none_or(|t| now.duration_since(t) > CALM_AFTER)
+            {
+                self.idle_class = self.started.cgroup.set_cpu_idle(false).is_err();
+            }
             let take_input = self.input_buf.len() < INPUT_LIMIT;
             let raw = |fd: Option<&OwnedFd>| fd.map(|f| f.as_raw_fd()).unwrap_or(-1);
             let mut fds = vec![
                 pollfd(self.listener.as_raw_fd(), libc::POLLIN),
                 pollfd(raw(self.pidfd.as_ref()), libc::POLLIN),
                 pollfd(
-                    if paused {
+                    if paused || pacing.is_some() {
                         -1
                     } else {
                         raw(self.output.as_ref())
@@ -316,10 +353,12 @@ impl Monitor {
             }
             // Without a pidfd (very old kernels), fall back to polling waitpid; while paused,
             // wake up to check for stalled clients.
-            let timeout = match (self.pidfd.is_some(), paused) {
-                (false, _) => 100,
-                (true, true) => 1000,
-                (true, false) => -1,
+            let timeout = match (self.pidfd.is_some(), paused, pacing) {
+                (_, _, Some(t)) => t.duration_since(now).as_millis() as i32 + 1,
+                (_, _, None) if self.idle_class => CALM_AFTER.as_millis() as i32,
+                (false, _, _) => 100,
+                (true, true, _) => 1000,
+                (true, false, _) => -1,
             };
             // SAFETY: fds is a valid array of pollfd for the duration of the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -327,7 +366,19 @@ impl Monitor {
                 continue; // EINTR
             }
             if fds[2].revents != 0 {
-                self.read_output();
+                let n = self.read_output();
+                let t = Instant::now();
+                if t.duration_since(self.window.0) > FLOOD_WINDOW {
+                    self.window = (t, 0);
+                }
+                self.window.1 += n;
+                if self.window.1 > FLOOD_BYTES {
+                    self.resume_output = Some(t + FLOOD_PAUSE);
+                    self.last_flood = Some(t);
+                    if !self.idle_class {
+                        self.idle_class = self.started.cgroup.set_cpu_idle(true).is_ok();
+                    }
+                }
             }
             if fds[3].revents != 0 {
                 self.write_input();
@@ -383,32 +434,34 @@ impl Monitor {
         }
     }
 
-    /// Reads what the container wrote; false once the output is closed.
-    fn read_output(&mut self) -> bool {
-        let Some(fd) = self.output.as_ref() else {
-            return false;
-        };
-        let mut buf = [0u8; 32 * 1024];
-        match nix::unistd::read(fd, &mut buf) {
-            Ok(0) | Err(nix::Error::EIO) => {
-                // EIO: every slave of the pty is closed.
-                self.output = None;
-                false
-            }
-            Ok(n) => {
-                let data = &buf[..n];
-                self.ring.extend(data);
-                let excess = self.ring.len().saturating_sub(RING_BYTES);
-                self.ring.drain(..excess);
-                self.broadcast(&Frame::Data(data.to_vec()));
-                true
-            }
-            Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => false,
-            Err(_) => {
-                self.output = None;
-                false
+    /// Reads everything the container has written so far (up to [`BURST_BYTES`]) and
+    /// sends it as one frame: a flood then costs one frame per burst instead of one per
+    /// line. Returns how many bytes it read.
+    fn read_output(&mut self) -> usize {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while data.len() < BURST_BYTES {
+            let Some(fd) = self.output.as_ref() else {
+                break;
+            };
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) | Err(nix::Error::EIO) => {
+                    // EIO: every slave of the pty is closed.
+                    self.output = None;
+                }
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+                Err(nix::Error::EAGAIN) => break,
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => self.output = None,
             }
         }
+        if !data.is_empty() {
+            self.ring.extend(&data);
+            let excess = self.ring.len().saturating_sub(RING_BYTES);
+            self.ring.drain(..excess);
+            self.broadcast(&Frame::Data(data.clone()));
+        }
+        data.len()
     }
 
     fn write_input(&mut self) {
@@ -493,7 +546,7 @@ impl Monitor {
 
     /// The container's first process is gone: drain its output, clean up, tell everyone.
     fn finish(&mut self, status: launch::ExitStatus) -> ExitInfo {
-        while self.output.is_some() && self.read_output() {}
+        while self.output.is_some() && self.read_output() > 0 {}
         let oom_killed = self.started.clean_up(&status);
         let info = ExitInfo {
             exit_code: status.code,

@@ -182,39 +182,41 @@ async fn bridge(
                     Ok(n) => n,
                 };
                 decoder.push(&buf[..n]);
+                // Consecutive output frames from one read go out as one message.
+                let mut out = vec![OP_DATA];
                 loop {
                     let f = match decoder.next_frame() {
                         Ok(Some(f)) => f,
                         Ok(None) => break,
                         Err(e) => return close(CloseCode::Error, &e.to_string()),
                     };
-                    let sent = match f {
+                    match f {
+                        Frame::Data(d) => out.extend_from_slice(&d),
                         Frame::Replay(d) => {
                             let hello = serde_json::json!({
                                 "session": session_id,
                                 "replay_bytes": d.len(),
                                 "flow_window": FLOW_WINDOW,
                             });
-                            let mut ok = ws.binary(frame(OP_HELLO, hello.to_string().as_bytes())).await.is_ok();
-                            if ok && !d.is_empty() {
-                                unacked += d.len() as u64;
-                                ok = ws.binary(frame(OP_DATA, &d)).await.is_ok();
+                            if ws.binary(frame(OP_HELLO, hello.to_string().as_bytes())).await.is_err() {
+                                return close(CloseCode::Normal, "client gone");
                             }
-                            ok
-                        }
-                        Frame::Data(d) => {
-                            unacked += d.len() as u64;
-                            ws.binary(frame(OP_DATA, &d)).await.is_ok()
+                            out.extend_from_slice(&d);
                         }
                         Frame::Exit(info) => {
-                            let _ = ws
-                                .binary(frame(OP_EXIT, serde_json::json!({ "exit_code": info.exit_code }).to_string().as_bytes()))
-                                .await;
+                            if out.len() > 1 {
+                                let _ = ws.binary(out.split_off(0)).await;
+                            }
+                            let exit = serde_json::json!({ "exit_code": info.exit_code });
+                            let _ = ws.binary(frame(OP_EXIT, exit.to_string().as_bytes())).await;
                             return close(CloseCode::Normal, "the shell exited");
                         }
-                        _ => true,
-                    };
-                    if !sent {
+                        _ => {}
+                    }
+                }
+                if out.len() > 1 {
+                    unacked += (out.len() - 1) as u64;
+                    if ws.binary(out).await.is_err() {
                         return close(CloseCode::Normal, "client gone");
                     }
                 }

@@ -281,6 +281,18 @@ fn detached_containers_are_listed_named_and_removed() {
     );
     let ps = stdout(&d.gantry().args(["ps", "-a"]).output().unwrap());
     assert_eq!(ps.lines().count(), 1, "{ps}");
+    let none = d.gantry().args(["rm", "-f", "--all"]).output().unwrap();
+    assert!(
+        none.status.success(),
+        "removing all of nothing is fine: {}",
+        stderr(&none)
+    );
+    let missing = d.gantry().args(["rm"]).output().unwrap();
+    assert!(
+        stderr(&missing).contains("gantry rm [-f] CONTAINER"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[test]

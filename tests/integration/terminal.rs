@@ -125,6 +125,17 @@ async fn a_flood_keeps_server_memory_bounded_and_other_sessions_responsive() {
     f.expect("# ", 10).await;
     f.send("yes flood-flood-flood-flood\r").await;
     f.expect("flood-flood", 10).await;
+    // While it floods, the flooding container yields the CPU to everyone else.
+    let pid = d.container_state(&flood.container_id)["pid"]
+        .as_i64()
+        .unwrap();
+    let idle = cgroup_dir(pid, "cpu").join("cpu.idle");
+    let read_idle = || std::fs::read_to_string(&idle).unwrap().trim().to_string();
+    assert_eq!(
+        read_idle(),
+        "1",
+        "a flooding container is in the idle CPU class"
+    );
     let rss_before = rss_kib(srv.pid());
     // The flooding client stops reading for a while: nothing may pile up in the server.
     let mut c = Term::connect(&srv, &calm).await;
@@ -146,6 +157,12 @@ async fn a_flood_keeps_server_memory_bounded_and_other_sessions_responsive() {
     f.send("\x03").await;
     f.send("echo after-flood\r").await;
     f.expect("after-flood\r\n", 20).await;
+    eventually(
+        10,
+        "the calm container gets its normal CPU class back",
+        || read_idle() == "0",
+    )
+    .await;
     delete_session(&srv, &flood).await;
     delete_session(&srv, &calm).await;
 }
