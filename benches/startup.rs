@@ -320,9 +320,8 @@ impl Namespaces {
 
 /// cgroup v1 with a cgroup2 at /sys/fs/cgroup/unified.
 fn hybrid_cgroups() -> bool {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     nix::sys::statfs::statfs("/sys/fs/cgroup/unified")
-        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
         && nix::sys::statfs::statfs("/sys/fs/cgroup")
             .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
