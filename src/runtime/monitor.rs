@@ -34,16 +34,18 @@ pub const RING_BYTES: usize = 64 * 1024;
 pub const CLIENT_HIGH_WATER: usize = 256 * 1024;
 /// Most output gathered into one frame.
 const BURST_BYTES: usize = 64 * 1024;
-/// More than [`FLOOD_BYTES`] of output within [`FLOOD_WINDOW`] (400 KiB/s) means the
-/// container floods its terminal — no one reads that fast. The monitor then waits
-/// [`FLOOD_PAUSE`] before reading again, so a flood arrives in big frames about a
-/// thousand times a second instead of one wake-up per line, and the flooding program
-/// blocks on its full pty meanwhile, leaving the CPU to the interactive sessions beside
-/// it. Echoes of keystrokes, even fast ones, stay far below the rate and are never
-/// delayed.
+/// More than [`FLOOD_BYTES`] of output within [`FLOOD_WINDOW`] (100 KiB/s) means the
+/// container floods its terminal — no one reads that fast. If it floods in small pieces
+/// (a line at a time, like `yes`: a frame per line is what costs CPU), the monitor waits
+/// [`FLOOD_PAUSE`] before reading again, so the flood arrives in bigger frames and the
+/// flooding program blocks on its full pty meanwhile, leaving the CPU to the interactive
+/// sessions beside it. Bulk output already comes in big reads and is not paced. Echoes
+/// of keystrokes, even fast ones, stay far below the rate and are never delayed.
 const FLOOD_WINDOW: Duration = Duration::from_millis(5);
 const FLOOD_BYTES: usize = 512;
 const FLOOD_PAUSE: Duration = Duration::from_millis(1);
+/// Reads smaller than this during a flood are "small pieces".
+const SMALL_READ: usize = 4 * 1024;
 /// While it floods, the container is in the idle scheduling class (see
 /// [`crate::runtime::cgroups::ContainerCgroup::set_cpu_idle`]): every other session's
 /// keystrokes preempt it. It gets its normal class back this long after the flood ends.
@@ -373,7 +375,9 @@ impl Monitor {
                 }
                 self.window.1 += n;
                 if self.window.1 > FLOOD_BYTES {
-                    self.resume_output = Some(t + FLOOD_PAUSE);
+                    if n < SMALL_READ {
+                        self.resume_output = Some(t + FLOOD_PAUSE);
+                    }
                     self.last_flood = Some(t);
                     if !self.idle_class {
                         self.idle_class = self.started.cgroup.set_cpu_idle(true).is_ok();
