@@ -4,6 +4,7 @@
 //! - [`plan`]: the spec as pure data: clone flags and mount operations;
 //! - [`rootfs`]: applies a mount plan (mount(2), mknod(2), pivot_root(2));
 //! - [`cgroups`]: the container's cgroup: limits and usage;
+//! - [`security`]: capabilities, no_new_privs, masked and read-only paths;
 //! - [`sync`]: the parent/child handshake over a socketpair;
 //! - [`launch`]: clone, join, build, exec;
 //! - [`state`]: the container's folder in the state dir;
@@ -17,6 +18,7 @@ pub mod monitor;
 pub mod monitor_proto;
 pub mod plan;
 pub mod rootfs;
+pub mod security;
 pub mod spec;
 pub mod state;
 pub mod sync;

@@ -313,8 +313,10 @@ impl Monitor {
             self.clients.retain(|c| !c.closed);
             let paused = self.clients.iter().any(|c| c.out.len() > CLIENT_HIGH_WATER);
             let pacing = self.resume_output.filter(|t| *t > now);
-            // A flood that stopped gives the container its normal CPU class back.
+            // A flood that stopped gives the container its normal CPU class back. (While a
+            // slow viewer holds the output back, the flood has not stopped.)
             if self.idle_class
+                && !paused
                 && self
                     .last_flood
                     .is_none_or(|t| now.duration_since(t) > CALM_AFTER)

@@ -51,6 +51,16 @@ pub enum MountOp {
         target: String,
         link: PathBuf,
     },
+    /// Hide a path if it exists: `/dev/null` (at `null`) bound over a file, an empty
+    /// read-only tmpfs over a directory.
+    Mask {
+        path: PathBuf,
+        null: PathBuf,
+    },
+    /// Make a path read-only if it exists: bind it onto itself, remount read-only.
+    ReadOnly {
+        path: PathBuf,
+    },
     /// `pivot_root(2)` into `new_root` and detach the old root.
     PivotRoot {
         new_root: PathBuf,
@@ -211,6 +221,18 @@ pub fn rootfs_plan(spec: &ContainerSpec, dirs: &LayerDirs) -> Vec<MountOp> {
             link: dev.join(link),
         });
     }
+    // Docker's masked and read-only paths (see runtime::security).
+    for p in crate::runtime::security::MASKED {
+        ops.push(MountOp::Mask {
+            path: crate::runtime::security::under(m, p),
+            null: dev.join("null"),
+        });
+    }
+    for p in crate::runtime::security::READ_ONLY {
+        ops.push(MountOp::ReadOnly {
+            path: crate::runtime::security::under(m, p),
+        });
+    }
     ops.push(MountOp::PivotRoot {
         new_root: m.clone(),
     });
@@ -310,6 +332,31 @@ mod tests {
             })
             .collect();
         assert_eq!(nodes, ["null", "zero", "full", "random", "urandom", "tty"]);
+    }
+
+    #[test]
+    fn proc_secrets_are_masked_and_tunables_read_only_before_pivot_root() {
+        let ops = rootfs_plan(&spec(), &LayerDirs::under(Path::new("/c")));
+        let pos = |want: &MountOp| ops.iter().position(|o| o == want).unwrap();
+        let kcore = pos(&MountOp::Mask {
+            path: "/c/rootfs/merged/proc/kcore".into(),
+            null: "/c/rootfs/merged/dev/null".into(),
+        });
+        let sys = pos(&MountOp::ReadOnly {
+            path: "/c/rootfs/merged/proc/sys".into(),
+        });
+        let null = ops
+            .iter()
+            .position(|o| matches!(o, MountOp::Mknod { path, .. } if path.ends_with("dev/null")))
+            .unwrap();
+        assert!(
+            null < kcore,
+            "/dev/null exists before it is bound over /proc/kcore"
+        );
+        assert!(
+            kcore < ops.len() - 1 && sys < ops.len() - 1,
+            "before pivot_root"
+        );
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub fn describe(op: &MountOp, root: &Path) -> String {
         MountOp::Mount { fstype, target, .. } => format!("mount -t {fstype} {}", rel(target)),
         MountOp::Mknod { path, major, minor } => format!("mknod {} c {major} {minor}", rel(path)),
         MountOp::Symlink { target, link } => format!("ln -s {target} {}", rel(link)),
+        MountOp::Mask { path, .. } => format!("mask {}", rel(path)),
+        MountOp::ReadOnly { path } => format!("mount -o remount,bind,ro {}", rel(path)),
         MountOp::PivotRoot { .. } => "pivot_root . . && umount -l .".into(),
     }
 }
@@ -103,6 +105,59 @@ fn apply_one(op: &MountOp) -> Result<(), RootfsError> {
         MountOp::Symlink { target, link } => {
             nix::unistd::symlinkat(target.as_str(), nix::fcntl::AT_FDCWD, link)
                 .map_err(sys("symlink", link))
+        }
+        MountOp::Mask { path, null } => {
+            let Ok(meta) = std::fs::symlink_metadata(path) else {
+                return Ok(()); // not on this kernel: nothing to hide
+            };
+            if meta.is_dir() {
+                mount(
+                    Some("tmpfs"),
+                    path,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some("size=0"),
+                )
+                .map_err(sys("mask", path))
+            } else {
+                mount(
+                    Some(null),
+                    path,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(sys("mask", path))
+            }
+        }
+        MountOp::ReadOnly { path } => {
+            if std::fs::symlink_metadata(path).is_err() {
+                return Ok(());
+            }
+            mount(
+                Some(path),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(sys("bind", path))?;
+            mount(
+                None::<&str>,
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC,
+                None::<&str>,
+            )
+            .map_err(sys("remount read-only", path))
         }
         MountOp::PivotRoot { new_root } => {
             // The pivot_root(".", ".") idiom: stack the old root under the new one, then

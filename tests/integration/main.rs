@@ -4,6 +4,7 @@
 
 mod api;
 mod browser;
+mod escape;
 mod helpers;
 mod restart;
 mod runtime;

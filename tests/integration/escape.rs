@@ -1,0 +1,88 @@
+//! What an attacker with root inside a container tries first, and that it is refused
+//! (the multi-tenant hardening issue; this covers capabilities, no_new_privs, masked and
+//! read-only paths, descriptor leaks and the runtime binary).
+
+use crate::helpers::*;
+
+/// Runs a shell script in a fresh container and returns its stdout and stderr.
+fn inside(d: &Dirs, script: &str) -> (String, String) {
+    let o = d.run(&["--rm", "busybox", "sh", "-c", script]);
+    (stdout(&o), stderr(&o))
+}
+
+#[test]
+fn capabilities_are_dockers_default_set_and_no_new_privs_is_set() {
+    let d = Dirs::new();
+    let (out, _) = inside(&d, "grep -E '^(Cap|NoNewPrivs)' /proc/self/status");
+    for (field, want) in [
+        ("CapInh", "0000000000000000"),
+        ("CapPrm", "00000000a80425fb"),
+        ("CapEff", "00000000a80425fb"),
+        ("CapBnd", "00000000a80425fb"),
+        ("CapAmb", "0000000000000000"),
+        ("NoNewPrivs", "1"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(field) && l.ends_with(want)),
+            "{field} should be {want}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn root_in_a_container_cannot_mount_unshare_or_rename_the_host() {
+    let d = Dirs::new();
+    let (out, err) = inside(
+        &d,
+        "mount -t tmpfs none /mnt || echo mount-refused; \
+         unshare -n true || echo unshare-refused; \
+         hostname evil || echo hostname-refused",
+    );
+    for refused in ["mount-refused", "unshare-refused", "hostname-refused"] {
+        assert!(out.contains(refused), "{refused}: {out} {err}");
+    }
+}
+
+#[test]
+fn proc_secrets_are_masked_and_kernel_tunables_read_only() {
+    let d = Dirs::new();
+    let (out, err) = inside(
+        &d,
+        "for f in /proc/keys /proc/timer_list; do echo $f=$(wc -c < $f); done; \
+         echo firmware=$(ls /sys/firmware | wc -l); \
+         echo 1 > /proc/sys/kernel/shm_rmid_forced 2>/dev/null || echo sysctl-refused; \
+         echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || echo drop-caches-refused",
+    );
+    for want in [
+        "/proc/keys=0",
+        "/proc/timer_list=0",
+        "firmware=0",
+        "sysctl-refused",
+        "drop-caches-refused",
+    ] {
+        assert!(out.contains(want), "{want}: {out} {err}");
+    }
+}
+
+#[test]
+fn no_host_descriptor_leaks_in_and_the_cwd_is_inside() {
+    let d = Dirs::new();
+    // ls is the container's first process: it sees its stdio and the directory it lists.
+    let o = d.run(&["--rm", "busybox", "ls", "/proc/self/fd"]);
+    assert_eq!(stdout(&o), "0\n1\n2\n3\n", "{}", stderr(&o));
+    let (out, _) = inside(
+        &d,
+        "readlink /proc/self/cwd; cd -P /proc/self/cwd && cd -P .. && pwd -P",
+    );
+    assert_eq!(out, "/\n/\n");
+}
+
+#[test]
+fn the_runtime_binary_is_out_of_reach() {
+    let d = Dirs::new();
+    // CVE-2019-5736 overwrote runc through /proc/<pid>/exe of a runtime process inside
+    // the container's pid namespace. No gantry process is ever in there.
+    let (out, _) = inside(&d, "for e in /proc/[0-9]*/exe; do readlink $e; done");
+    assert!(out.lines().all(|l| l == "/bin/busybox"), "{out}");
+}
