@@ -3,6 +3,7 @@
 use super::auth;
 use super::error::ApiError;
 use super::AppState;
+use crate::store::SessionRow;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -20,6 +21,15 @@ pub fn parse_body<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> Result
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// The session a request names, if the request carries its token.
+pub(super) fn authorized(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &str,
+) -> Result<SessionRow, ApiError> {
+    Ok(state.sessions.authorize(id, auth::token(req).as_deref())?)
 }
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
@@ -48,9 +58,7 @@ pub async fn get_session(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state
-        .sessions
-        .authorize(&id, auth::token(&req).as_deref())?;
+    let row = authorized(&state, &req, &id)?;
     let row = state.sessions.refresh(row)?;
     Ok(HttpResponse::Ok().json(state.sessions.view(&row)))
 }
@@ -60,9 +68,7 @@ pub async fn delete_session(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state
-        .sessions
-        .authorize(&id, auth::token(&req).as_deref())?;
+    let row = authorized(&state, &req, &id)?;
     if row.state == "running" {
         state.sessions.end(&row, "deleted").await?;
     }
@@ -80,9 +86,7 @@ pub async fn isolation(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state
-        .sessions
-        .authorize(&id, auth::token(&req).as_deref())?;
+    let row = authorized(&state, &req, &id)?;
     let sessions = state.sessions.clone();
     // Reading /proc and cgroupfs is blocking file I/O.
     let iso = web::block(move || sessions.isolation(&row))

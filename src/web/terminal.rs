@@ -6,7 +6,6 @@
 //! TCP send buffer makes `send` wait) stops the loop. Either way the monitor then stops
 //! reading the pty, and the flood stops at its source.
 
-use super::auth;
 use super::error::ApiError;
 use super::AppState;
 use crate::runtime::monitor_proto::{Decoder, Frame};
@@ -86,9 +85,7 @@ pub async fn open_terminal(
     body: web::Payload,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state
-        .sessions
-        .authorize(&id, auth::token(&req).as_deref())?;
+    let row = super::api::authorized(&state, &req, &id)?;
     let row = state.sessions.refresh(row)?;
     let monitor = if row.state == "running" {
         tokio::net::UnixStream::connect(state.sessions.container(&row).socket_path())
