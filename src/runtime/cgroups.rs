@@ -201,6 +201,10 @@ impl ContainerCgroup {
         if let Some(p) = limits.pids {
             res.pid.maximum_number_of_processes = Some(MaxValue::Value(p.get() as i64));
         }
+        if !self.cg.v2() {
+            // v2 controls devices with a BPF program instead of these files.
+            res.devices.devices = device_policy();
+        }
         self.cg.apply(&res).map_err(|e| CgroupError::Limits {
             path: self.placement.rel.clone(),
             message: e.to_string(),
@@ -385,6 +389,38 @@ mod tests {
         assert_eq!(v2_base("/"), "");
     }
 }
+
+/// The devices cgroup policy (cgroup v1): deny everything, then allow the character
+/// devices of the minimal /dev and the container's ptys. No block device and no memory
+/// device (/dev/mem, /dev/kmem, /dev/port) can be opened, even by a root who mknods one.
+fn device_policy() -> Vec<cgroups_rs::fs::DeviceResource> {
+    use cgroups_rs::fs::devices::{DevicePermissions as P, DeviceType};
+    let rule = |allow, devtype, major, minor| cgroups_rs::fs::DeviceResource {
+        allow,
+        devtype,
+        major,
+        minor,
+        access: vec![P::Read, P::Write, P::MkNod],
+    };
+    let mut rules = vec![rule(false, DeviceType::All, -1, -1)];
+    for (major, minor) in ALLOWED_DEVICES {
+        rules.push(rule(true, DeviceType::Char, *major, *minor));
+    }
+    rules
+}
+
+/// (major, minor) of the allowed character devices; -1 is any minor.
+pub const ALLOWED_DEVICES: &[(i64, i64)] = &[
+    (1, 3),    // null
+    (1, 5),    // zero
+    (1, 7),    // full
+    (1, 8),    // random
+    (1, 9),    // urandom
+    (5, 0),    // tty
+    (5, 1),    // console
+    (5, 2),    // ptmx
+    (136, -1), // pts/*
+];
 
 fn unlimited_as_none(v: i64) -> Option<u64> {
     // v1 reports "unlimited" as PAGE_COUNTER_MAX pages, about 2^63 bytes.

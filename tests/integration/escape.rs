@@ -86,3 +86,20 @@ fn the_runtime_binary_is_out_of_reach() {
     let (out, _) = inside(&d, "for e in /proc/[0-9]*/exe; do readlink $e; done");
     assert!(out.lines().all(|l| l == "/bin/busybox"), "{out}");
 }
+
+#[test]
+fn no_block_or_memory_device_can_be_created_or_opened() {
+    let d = Dirs::new();
+    // CAP_MKNOD is in Docker's set; the devices cgroup refuses the node (or its open).
+    let (out, err) = inside(
+        &d,
+        "(mknod /tmp/disk b 8 0 && head -c1 /tmp/disk) >/dev/null 2>&1 || echo disk-refused; \
+         (mknod /tmp/mem c 1 1 && head -c1 /tmp/mem) >/dev/null 2>&1 || echo mem-refused; \
+         head -c1 /dev/zero | wc -c",
+    );
+    assert!(
+        out.contains("disk-refused") && out.contains("mem-refused"),
+        "{out} {err}"
+    );
+    assert!(out.ends_with("1\n"), "the allowed devices work: {out}");
+}
