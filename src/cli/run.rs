@@ -42,15 +42,15 @@ pub struct RunArgs {
     /// Working directory inside the container.
     #[arg(short = 'w', long, default_value = "/")]
     pub workdir: String,
-    /// Memory limit, e.g. 64m.
-    #[arg(short = 'm', long, allow_hyphen_values = true)]
-    pub memory: Option<String>,
+    /// Memory limit, e.g. 64m. Every container has one: the host is shared.
+    #[arg(short = 'm', long, allow_hyphen_values = true, default_value = "512m")]
+    pub memory: String,
     /// CPU quota in CPUs, e.g. 0.5.
-    #[arg(long, allow_hyphen_values = true)]
-    pub cpus: Option<String>,
+    #[arg(long, allow_hyphen_values = true, default_value = "1")]
+    pub cpus: String,
     /// Maximum number of tasks.
-    #[arg(long, allow_hyphen_values = true)]
-    pub pids_limit: Option<String>,
+    #[arg(long, allow_hyphen_values = true, default_value = "1024")]
+    pub pids_limit: String,
     /// Size of the writable layer, e.g. 512m (default 1g).
     #[arg(long, allow_hyphen_values = true)]
     pub disk: Option<String>,
@@ -92,9 +92,9 @@ pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpe
         tty: a.tty,
         interactive: a.interactive,
         limits: Limits {
-            memory: a.memory.as_deref().map(MemoryLimit::parse).transpose()?,
-            cpus: a.cpus.as_deref().map(CpuLimit::parse).transpose()?,
-            pids: a.pids_limit.as_deref().map(PidsLimit::parse).transpose()?,
+            memory: Some(MemoryLimit::parse(&a.memory)?),
+            cpus: Some(CpuLimit::parse(&a.cpus)?),
+            pids: Some(PidsLimit::parse(&a.pids_limit)?),
             disk: a.disk.as_deref().map(DiskLimit::parse).transpose()?,
         },
         network: NetworkMode::parse(&a.network)?,

@@ -446,6 +446,7 @@ fn child_setup(
         ChildIo::Inherit => {}
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    limit_open_files().map_err(step("setrlimit"))?;
     crate::runtime::security::drop_privileges(crate::runtime::security::default_cap_mask())
         .map_err(step("capabilities"))?;
     // Only 0, 1 and 2 cross into the container: whatever else we inherited without
@@ -469,6 +470,15 @@ fn child_setup(
         exit_code: EXIT_CANNOT_EXECUTE,
     })?;
     exec(spec)
+}
+
+/// RLIMIT_NOFILE = [`crate::runtime::spec::NOFILE`], never above the hard limit we have
+/// (raising it needs CAP_SYS_RESOURCE, which this machine kind does not grant anyway).
+fn limit_open_files() -> nix::Result<()> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let n = crate::runtime::spec::NOFILE.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, n, n)
 }
 
 fn dup_onto(from: RawFd, to: RawFd) -> nix::Result<()> {

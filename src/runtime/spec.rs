@@ -274,6 +274,10 @@ pub struct Limits {
     pub disk: Option<DiskLimit>,
 }
 
+/// Open files a container's processes may have (RLIMIT_NOFILE, soft and hard), unless the
+/// host's own hard limit is lower: a container can never exhaust the host's descriptors.
+pub const NOFILE: u64 = 4096;
+
 /// Everything needed to start a container. Serialised into the container's folder, so a
 /// monitor (a separate process) can read it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -103,3 +103,49 @@ fn no_block_or_memory_device_can_be_created_or_opened() {
     );
     assert!(out.ends_with("1\n"), "the allowed devices work: {out}");
 }
+
+#[test]
+fn every_container_has_limits_even_without_flags() {
+    let d = Dirs::new();
+    let o = d.run(&["-d", "busybox", "sleep", "300"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let pid = d.container_state(&id)["pid"].as_i64().unwrap();
+    let read = |ctrl: &str, file: &str| {
+        std::fs::read_to_string(cgroup_dir(pid, ctrl).join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes"),
+        (512u64 << 20).to_string()
+    );
+    assert_eq!(read("pids", "pids.max"), "1024");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "100000");
+    let (out, _) = inside(&d, "ulimit -n");
+    let host_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap()
+        .1;
+    assert_eq!(out.trim(), 4096.min(host_hard).to_string());
+}
+
+#[tokio::test]
+async fn a_container_reaches_nothing_on_the_host_not_even_gantry() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let port = srv.base.rsplit(':').next().unwrap().to_string();
+    // The server answers on the host's loopback...
+    assert!(reqwest::get(srv.url("/healthz"))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    // ...but the container's 127.0.0.1 is its own, and it has no other interface.
+    let script = format!(
+        "ls /sys/class/net; wget -q -T 2 -O - http://127.0.0.1:{port}/healthz || echo unreachable; \
+         wc -l < /proc/net/route"
+    );
+    let (out, err) = inside(&d, &script);
+    assert_eq!(out, "lo\nunreachable\n1\n", "{err}");
+}
