@@ -39,8 +39,10 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn create_session(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    auth::same_origin(&req)?;
     let req: CreateSession = parse_body(&body)?;
     let created = state.sessions.create(req.image.as_deref()).await?;
     let max_age = created.session.expires_at - created.session.created_at;
@@ -68,6 +70,7 @@ pub async fn delete_session(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    auth::same_origin(&req)?;
     let row = authorized(&state, &req, &id)?;
     if row.state == "running" {
         state.sessions.end(&row, "deleted").await?;

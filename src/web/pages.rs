@@ -43,7 +43,11 @@ pub async fn index() -> Result<HttpResponse, PageError> {
 }
 
 /// The landing page's "Open a shell" form.
-pub async fn start_session(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+pub async fn start_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    auth::same_origin(&req)?;
     let created = state.sessions.create(None).await?;
     let max_age = created.session.expires_at - created.session.created_at;
     Ok(HttpResponse::SeeOther()

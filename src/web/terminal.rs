@@ -85,6 +85,7 @@ pub async fn open_terminal(
     body: web::Payload,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    super::auth::same_origin(&req)?;
     let row = super::api::authorized(&state, &req, &id)?;
     let row = state.sessions.refresh(row)?;
     let monitor = if row.state == "running" {

@@ -281,3 +281,44 @@ async fn concurrent_creations_never_overfill_the_class() {
         delete_session(&srv, s).await;
     }
 }
+
+#[tokio::test]
+async fn other_sites_cannot_open_shells_or_terminals() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    for path in ["/sessions", "/api/v1/sessions"] {
+        let r = client()
+            .post(srv.url(path))
+            .header("Origin", "http://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert!(r.text().await.unwrap().contains("cross-origin"));
+    }
+    let s = create_session(&srv).await;
+    let ws_url = |s: &Session| {
+        format!(
+            "{}/api/v1/sessions/{}/terminal?token={}",
+            srv.base.replace("http://", "ws://"),
+            s.id,
+            s.token
+        )
+    };
+    let mut evil = ws_url(&s).into_client_request().unwrap();
+    evil.headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(evil).await.is_err(),
+        "a foreign page gets no terminal"
+    );
+    let mut own = ws_url(&s).into_client_request().unwrap();
+    own.headers_mut()
+        .insert("Origin", srv.base.parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(own).await.is_ok(),
+        "gantry's own page does"
+    );
+    delete_session(&srv, &s).await;
+}
