@@ -469,6 +469,9 @@ fn child_setup(
         message: format!("working directory {}: {e}", spec.workdir),
         exit_code: EXIT_CANNOT_EXECUTE,
     })?;
+    // Last: from here on only the allowlist's system calls work (execve is one).
+    crate::runtime::seccomp::install(&crate::runtime::seccomp::program())
+        .map_err(step("seccomp"))?;
     exec(spec)
 }
 

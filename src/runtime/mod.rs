@@ -5,6 +5,7 @@
 //! - [`rootfs`]: applies a mount plan (mount(2), mknod(2), pivot_root(2));
 //! - [`cgroups`]: the container's cgroup: limits and usage;
 //! - [`security`]: capabilities, no_new_privs, masked and read-only paths;
+//! - [`seccomp`]: the system call allowlist;
 //! - [`sync`]: the parent/child handshake over a socketpair;
 //! - [`launch`]: clone, join, build, exec;
 //! - [`state`]: the container's folder in the state dir;
@@ -18,6 +19,7 @@ pub mod monitor;
 pub mod monitor_proto;
 pub mod plan;
 pub mod rootfs;
+pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod state;

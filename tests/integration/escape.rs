@@ -149,3 +149,58 @@ async fn a_container_reaches_nothing_on_the_host_not_even_gantry() {
     let (out, err) = inside(&d, &script);
     assert_eq!(out, "lo\nunreachable\n1\n", "{err}");
 }
+
+#[test]
+fn the_seccomp_filter_refuses_every_dangerous_group() {
+    let d = Dirs::new();
+    // A static probe in an image of its own: busybox plus /probe.
+    let probe_src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/escape/probe.c");
+    let images = d.data.join("images");
+    assert!(
+        d.run(&["--rm", "busybox", "true"]).status.success(),
+        "builds the busybox image"
+    );
+    let root = images.join("probe/rootfs");
+    std::fs::create_dir_all(images.join("probe")).unwrap();
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(images.join("busybox/rootfs"))
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let gcc = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(root.join("probe"))
+        .arg(probe_src)
+        .output()
+        .expect("gcc builds the escape probe (Debian's gcc, with libc6-dev for -static)");
+    assert!(gcc.status.success(), "{}", stderr(&gcc));
+    std::fs::write(
+        images.join("probe/image.json"),
+        r#"{"name":"probe","created_at":0,"size_bytes":0,"source":"test"}"#,
+    )
+    .unwrap();
+    let o = d.run(&["--rm", "probe", "/probe"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let status = inside(&d, "grep -E '^Seccomp' /proc/self/status").0;
+    assert!(
+        status.contains("Seccomp:\t2") && status.contains("Seccomp_filters:\t1"),
+        "{status}"
+    );
+    for line in out.lines() {
+        let (name, errno) = line.split_once(' ').unwrap();
+        let want = if name == "clone3" {
+            libc::ENOSYS
+        } else {
+            libc::EPERM
+        };
+        assert_eq!(
+            errno.parse::<i32>().unwrap(),
+            want,
+            "{name} must be refused:\n{out}"
+        );
+    }
+    assert_eq!(out.lines().count(), 25, "{out}");
+}
