@@ -153,6 +153,14 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
         });
         let state = web::Data::new(AppState { sessions });
         let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
+            // Terminals send small packets both ways: without TCP_NODELAY, Nagle's algorithm
+            // holds a second small write until the first is acknowledged (delayed ACKs make
+            // that up to 40 ms).
+            .on_connect(|conn, _| {
+                if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                    let _ = tcp.set_nodelay(true);
+                }
+            })
             .workers(args.workers)
             .shutdown_timeout(1)
             .bind(&args.listen)

@@ -231,7 +231,10 @@ impl Term {
             s.id,
             s.token
         );
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        // disable_nagle: like a browser, send each small frame at once.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .unwrap();
         Term {
             ws,
             output: vec![],

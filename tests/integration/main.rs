@@ -2,6 +2,7 @@
 //! a real WebSocket client and a real browser. `tests/leaks.rs` runs after these and
 //! checks that nothing was left behind.
 
+mod abuse;
 mod api;
 mod browser;
 mod escape;
