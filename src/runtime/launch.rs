@@ -390,8 +390,10 @@ fn child_setup(
             _ => None,
         })
         .unwrap_or_default();
-    rootfs::apply(ops, |op| steps.push((rootfs::describe(op, &root), now())))
-        .map_err(step("rootfs"))?;
+    rootfs::apply(ops, &root, |op| {
+        steps.push((rootfs::describe(op, &root), now()))
+    })
+    .map_err(step("rootfs"))?;
     nix::unistd::sethostname(spec.hostname.as_str()).map_err(step("sethostname"))?;
     steps.push((format!("sethostname {}", spec.hostname.as_str()), now()));
     loopback_up().map_err(step("loopback"))?;

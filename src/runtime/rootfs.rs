@@ -18,6 +18,8 @@ pub enum RootfsError {
         path: String,
         source: nix::Error,
     },
+    #[error("the image has a symbolic link at {path}, where the runtime mounts or creates something: refusing to follow it")]
+    Symlink { path: String },
     #[error("mkdir {path}: {source}")]
     Mkdir {
         path: String,
@@ -33,11 +35,56 @@ fn sys<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> Rootf
     }
 }
 
-/// Applies `ops` in order, calling `done` after each.
-pub fn apply(ops: &[MountOp], mut done: impl FnMut(&MountOp)) -> Result<(), RootfsError> {
+/// Applies `ops` in order, calling `done` after each. Every target inside `root` (the
+/// new root, not yet pivoted into) is checked first: no component of it below `root` may
+/// be a symbolic link, so an image that ships `dev -> /proc/sys/kernel` or `mnt/x -> /`
+/// cannot redirect a mount, a mknod or a mkdir anywhere else.
+pub fn apply(
+    ops: &[MountOp],
+    root: &Path,
+    mut done: impl FnMut(&MountOp),
+) -> Result<(), RootfsError> {
     for op in ops {
+        if let Some(target) = target_of(op) {
+            refuse_symlinks(root, target)?;
+        }
         apply_one(op)?;
         done(op);
+    }
+    Ok(())
+}
+
+fn target_of(op: &MountOp) -> Option<&Path> {
+    match op {
+        MountOp::Mkdir { path, .. }
+        | MountOp::Mknod { path, .. }
+        | MountOp::Mask { path, .. }
+        | MountOp::ReadOnly { path } => Some(path),
+        MountOp::Mount { target, .. } => Some(target),
+        MountOp::Symlink { link, .. } => Some(link),
+        MountOp::MakeRootPrivate | MountOp::PivotRoot { .. } => None,
+    }
+}
+
+/// Fails if any component of `target` below `root` is a symlink. Targets outside `root`
+/// (gantry's own folders) are not the image's to shape and are not checked.
+pub fn refuse_symlinks(root: &Path, target: &Path) -> Result<(), RootfsError> {
+    let Ok(rel) = target.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut p = root.to_path_buf();
+    for part in rel.components() {
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(RootfsError::Symlink {
+                    path: format!("/{}", p.strip_prefix(root).unwrap_or(&p).display()),
+                })
+            }
+            Ok(_) => {}
+            // Not there yet (the op creates it) or beyond: nothing to follow.
+            Err(_) => break,
+        }
     }
     Ok(())
 }
@@ -167,5 +214,27 @@ fn apply_one(op: &MountOp) -> Result<(), RootfsError> {
             umount2(".", MntFlags::MNT_DETACH).map_err(sys("umount old root", new_root))?;
             chdir("/").map_err(sys("chdir", Path::new("/")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_through_an_image_symlink_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::os::unix::fs::symlink("/", root.join("mnt")).unwrap();
+        std::fs::create_dir(root.join("proc")).unwrap();
+        let err = refuse_symlinks(root, &root.join("mnt/x")).unwrap_err();
+        assert!(err.to_string().contains("symbolic link at /mnt"), "{err}");
+        assert!(
+            refuse_symlinks(root, &root.join("mnt")).is_err(),
+            "the link itself too"
+        );
+        assert!(refuse_symlinks(root, &root.join("proc/kcore")).is_ok());
+        assert!(refuse_symlinks(root, &root.join("new/dir")).is_ok());
+        assert!(refuse_symlinks(root, Path::new("/elsewhere")).is_ok());
     }
 }

@@ -204,3 +204,40 @@ fn the_seccomp_filter_refuses_every_dangerous_group() {
     }
     assert_eq!(out.lines().count(), 25, "{out}");
 }
+
+#[test]
+fn an_image_symlink_cannot_redirect_the_runtimes_mounts() {
+    let d = Dirs::new();
+    assert!(d.run(&["--rm", "busybox", "true"]).status.success());
+    let images = d.data.join("images");
+    let root = images.join("trap/rootfs");
+    std::fs::create_dir_all(&root).unwrap();
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(images.join("busybox/rootfs/bin"))
+        .arg(root.join("bin"))
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    // /dev in this image points at a host directory.
+    let bait = d.tmp.path().join("bait");
+    std::fs::create_dir(&bait).unwrap();
+    std::os::unix::fs::symlink(&bait, root.join("dev")).unwrap();
+    std::fs::write(
+        images.join("trap/image.json"),
+        r#"{"name":"trap","created_at":0,"size_bytes":0,"source":"test"}"#,
+    )
+    .unwrap();
+    let o = d.run(&["--rm", "trap", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("symbolic link at /dev"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_dir(&bait).unwrap().count(),
+        0,
+        "nothing was created through the link"
+    );
+}
