@@ -58,7 +58,8 @@ impl Server {
             .arg(&dirs.data)
             .arg("--state-dir")
             .arg(&dirs.state)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            // A benchmark creates hundreds of sessions from one address: no rate limit.
+            .args(["serve", "--listen", "127.0.0.1:0", "--create-rate", "0"])
             .args(extra)
             .args(extra_from_env.split_whitespace())
             .stdin(Stdio::null())

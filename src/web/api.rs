@@ -43,6 +43,7 @@ pub async fn create_session(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     auth::same_origin(&req)?;
+    state.admit_client(&req)?;
     let req: CreateSession = parse_body(&body)?;
     let created = state.sessions.create(req.image.as_deref()).await?;
     let max_age = created.session.expires_at - created.session.created_at;

@@ -5,7 +5,8 @@
 //! - [`terminal`]: the terminal WebSocket;
 //! - [`pages`]: the landing and session pages;
 //! - [`assets`]: embedded static files;
-//! - [`auth`]: where a request's session token is;
+//! - [`auth`]: where a request's session token is, and the Origin check;
+//! - [`ratelimit`]: session creations per client;
 //! - [`error`]: errors that know their status code.
 
 pub mod api;
@@ -13,6 +14,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod pages;
+pub mod ratelimit;
 pub mod terminal;
 
 use crate::config::{ensure_private_dir, Paths};
@@ -29,6 +31,24 @@ use std::time::Duration;
 /// Shared by every handler.
 pub struct AppState {
     pub sessions: Arc<Sessions>,
+    pub create_limit: ratelimit::RateLimiter,
+}
+
+impl AppState {
+    /// Charges one session creation to the request's client address.
+    pub fn admit_client(&self, req: &actix_web::HttpRequest) -> Result<(), error::ApiError> {
+        let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+            return Ok(());
+        };
+        self.create_limit
+            .take(ip, std::time::Instant::now())
+            .map_err(|wait| {
+                error::ApiError::TooManyRequests(format!(
+                    "too many new sessions from {ip}: try again in {} s",
+                    wait.as_secs() + 1
+                ))
+            })
+    }
 }
 
 /// `gantry serve` flags.
@@ -61,6 +81,9 @@ pub struct ServeArgs {
     /// Writable-layer size of each session's container.
     #[arg(long, default_value = "512m", value_parser = |s: &str| DiskLimit::parse(s))]
     pub session_disk: DiskLimit,
+    /// New sessions allowed per client address per minute (also the burst); 0 = no limit.
+    #[arg(long, default_value_t = 20)]
+    pub create_rate: u32,
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -151,7 +174,10 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
                 }
             }
         });
-        let state = web::Data::new(AppState { sessions });
+        let state = web::Data::new(AppState {
+            sessions,
+            create_limit: ratelimit::RateLimiter::new(args.create_rate),
+        });
         let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
             // Terminals send small packets both ways: without TCP_NODELAY, Nagle's algorithm
             // holds a second small write until the first is acknowledged (delayed ACKs make

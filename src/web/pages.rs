@@ -48,6 +48,7 @@ pub async fn start_session(
     req: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
     auth::same_origin(&req)?;
+    state.admit_client(&req)?;
     let created = state.sessions.create(None).await?;
     let max_age = created.session.expires_at - created.session.created_at;
     Ok(HttpResponse::SeeOther()

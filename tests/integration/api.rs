@@ -322,3 +322,30 @@ async fn other_sites_cannot_open_shells_or_terminals() {
     );
     delete_session(&srv, &s).await;
 }
+
+#[tokio::test]
+async fn one_client_cannot_create_sessions_without_limit() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &["--create-rate", "3"]);
+    let mut made = vec![];
+    for _ in 0..3 {
+        made.push(create_session(&srv).await);
+    }
+    let r = client()
+        .post(srv.url("/api/v1/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many new sessions"),
+        "{v}"
+    );
+    for s in &made {
+        delete_session(&srv, s).await;
+    }
+}
