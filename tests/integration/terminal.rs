@@ -189,3 +189,23 @@ async fn a_viewer_that_stops_reading_cannot_hold_the_shell_hostage() {
     drop(stuck);
     delete_session(&srv, &s).await;
 }
+
+#[tokio::test]
+async fn each_terminal_has_its_own_pty_and_session() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let a = create_session(&srv).await;
+    let b = create_session(&srv).await;
+    let mut ta = Term::connect(&srv, &a).await;
+    let mut tb = Term::connect(&srv, &b).await;
+    ta.expect("# ", 10).await;
+    tb.expect("# ", 10).await;
+    // Its own devpts: no other session's pty exists in here, so TIOCSTI has nowhere
+    // else to type. The shell leads its own session with that pty as controlling tty.
+    ta.send("echo pts=$(ls /dev/pts | tr '\\n' ,) tty=$(tty) sid=$(cut -d' ' -f6 /proc/$$/stat) pid=$$\r")
+        .await;
+    ta.expect("pts=0,ptmx, tty=/dev/pts/0 sid=1 pid=1", 10)
+        .await;
+    delete_session(&srv, &a).await;
+    delete_session(&srv, &b).await;
+}
