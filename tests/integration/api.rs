@@ -6,6 +6,17 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Asks for one more session, expects 429, returns the JSON body.
+async fn refused_with_429(srv: &Server) -> serde_json::Value {
+    let r = client()
+        .post(srv.url("/api/v1/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    r.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_session_needs_its_token() {
     let d = Dirs::new();
@@ -101,13 +112,7 @@ async fn a_full_class_answers_429_until_a_session_ends() {
     let srv = Server::start(&d, &["--max-sessions", "2"]);
     let a = create_session(&srv).await;
     let _b = create_session(&srv).await;
-    let r = client()
-        .post(srv.url("/api/v1/sessions"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 429);
-    let v: serde_json::Value = r.json().await.unwrap();
+    let v = refused_with_429(&srv).await;
     assert!(
         v["error"].as_str().unwrap().contains("class is full"),
         "{v}"
@@ -265,12 +270,7 @@ async fn concurrent_creations_never_overfill_the_class() {
         let r = a.await.unwrap();
         match r.status().as_u16() {
             201 => {
-                let v: serde_json::Value = r.json().await.unwrap();
-                created.push(Session {
-                    id: v["id"].as_str().unwrap().into(),
-                    token: v["token"].as_str().unwrap().into(),
-                    container_id: v["container_id"].as_str().unwrap().into(),
-                });
+                created.push(Session::from_json(&r.json().await.unwrap()));
             }
             429 => full += 1,
             other => panic!("unexpected status {other}"),
@@ -331,13 +331,7 @@ async fn one_client_cannot_create_sessions_without_limit() {
     for _ in 0..3 {
         made.push(create_session(&srv).await);
     }
-    let r = client()
-        .post(srv.url("/api/v1/sessions"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 429);
-    let v: serde_json::Value = r.json().await.unwrap();
+    let v = refused_with_429(&srv).await;
     assert!(
         v["error"]
             .as_str()

@@ -179,11 +179,17 @@ pub async fn create_session(server: &Server) -> Session {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
-    let v: serde_json::Value = resp.json().await.unwrap();
-    Session {
-        id: v["id"].as_str().unwrap().into(),
-        token: v["token"].as_str().unwrap().into(),
-        container_id: v["container_id"].as_str().unwrap().into(),
+    Session::from_json(&resp.json().await.unwrap())
+}
+
+impl Session {
+    /// From the body of a 201 answer to `POST /api/v1/sessions`.
+    pub fn from_json(v: &serde_json::Value) -> Session {
+        Session {
+            id: v["id"].as_str().unwrap().into(),
+            token: v["token"].as_str().unwrap().into(),
+            container_id: v["container_id"].as_str().unwrap().into(),
+        }
     }
 }
 
