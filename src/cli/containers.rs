@@ -52,9 +52,7 @@ pub fn ps(paths: &Paths, args: PsArgs) -> anyhow::Result<i32> {
             continue;
         };
         // A container whose owner died (a crash) is cleaned up as we find it.
-        if st.status == Status::Running && !state::owner_alive(&st) {
-            state::reap_orphan(&cd, &mut st);
-        }
+        state::reap_if_orphaned(&cd, &mut st);
         if st.status != Status::Running && !args.all {
             continue;
         }
@@ -151,9 +149,7 @@ pub fn rm(paths: &Paths, args: RmArgs) -> anyhow::Result<i32> {
         let result = (|| -> anyhow::Result<String> {
             let cd = state::find(paths, &key)?;
             let mut st = cd.state()?;
-            if st.status == Status::Running && !state::owner_alive(&st) {
-                state::reap_orphan(&cd, &mut st);
-            }
+            state::reap_if_orphaned(&cd, &mut st);
             if st.status == Status::Running {
                 if !args.force {
                     return Err(state::StateError::Running(key.clone()).into());

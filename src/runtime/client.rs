@@ -148,8 +148,8 @@ impl Attachment {
 }
 
 /// Kills a running container through its monitor and waits until the monitor has
-/// recorded the exit and cleaned up; falls back to killing the cgroup if the monitor
-/// is gone.
+/// recorded the exit and cleaned up; cleans up itself (kills the cgroup) if the monitor
+/// is gone or never records the exit.
 pub fn kill(cd: &ContainerDir) -> Result<(), ClientError> {
     let st = cd.state()?;
     if st.status != Status::Running {
@@ -172,6 +172,8 @@ pub fn kill(cd: &ContainerDir) -> Result<(), ClientError> {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }
+            let mut st = cd.state().unwrap_or(st);
+            state::reap_if_orphaned(cd, &mut st);
         }
         Err(_) => {
             let mut st = st;

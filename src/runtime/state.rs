@@ -85,6 +85,16 @@ impl ContainerState {
         }
     }
 
+    /// Running, and its owner (monitor or CLI) is there to say when it stops.
+    pub fn is_live(&self) -> bool {
+        self.status == Status::Running && owner_alive(self)
+    }
+
+    /// Recorded as running, but its owner is gone (a crash): only clean-up is left.
+    pub fn is_orphan(&self) -> bool {
+        self.status == Status::Running && !owner_alive(self)
+    }
+
     /// Records how the container ended.
     pub fn exited(&mut self, exit_code: i32, oom_killed: bool) {
         self.status = Status::Exited;
@@ -290,6 +300,13 @@ pub fn find(paths: &Paths, key: &str) -> Result<ContainerDir, StateError> {
     match matches.len() {
         1 => Ok(matches.into_iter().next().expect("one match")),
         _ => Err(StateError::NotFound(key.to_string())),
+    }
+}
+
+/// [`reap_orphan`] if the container's owner is gone; a no-op otherwise.
+pub fn reap_if_orphaned(cd: &ContainerDir, state: &mut ContainerState) {
+    if state.is_orphan() {
+        reap_orphan(cd, state);
     }
 }
 

@@ -11,16 +11,15 @@ use crate::image::ImageStore;
 use crate::observe::namespaces::{self, NamespaceRow};
 use crate::runtime::cgroups::{CgroupStats, ContainerCgroup};
 use crate::runtime::client::{monitor_command, parse_ready, ClientError};
-use crate::runtime::monitor_proto::Frame;
 use crate::runtime::spec::*;
-use crate::runtime::state::{self, ContainerDir, Status};
+use crate::runtime::state::{self, ContainerDir};
 use crate::store::{SessionRow, Store, StoreError};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::AsyncBufReadExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -279,9 +278,7 @@ impl Sessions {
         }
         let cd = self.container(&row);
         let st = cd.state().ok();
-        let alive = st
-            .as_ref()
-            .is_some_and(|s| s.status == Status::Running && state::owner_alive(s));
+        let alive = st.as_ref().is_some_and(|s| s.is_live());
         if alive {
             return Ok(row);
         }
@@ -294,36 +291,9 @@ impl Sessions {
     /// Stops a container through its monitor (SIGKILL) and removes its folder.
     async fn stop_container(&self, container_id: &str) {
         let cd = ContainerDir::new(&self.paths, container_id);
-        if let Ok(mut stream) = tokio::net::UnixStream::connect(cd.socket_path()).await {
-            if stream.write_all(&Frame::Kill.encode()).await.is_ok() {
-                // The monitor closes every connection once it has cleaned up.
-                let mut sink = Vec::new();
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut sink),
-                )
-                .await;
-            }
-        }
-        let paths = self.paths.clone();
-        let id = container_id.to_string();
+        // Blocking socket and file work: off the async workers.
         let _ = tokio::task::spawn_blocking(move || {
-            let cd = ContainerDir::new(&paths, &id);
-            if let Ok(mut st) = cd.state() {
-                if st.status == Status::Running {
-                    // Wait briefly for the monitor to record the exit, else clean up after it.
-                    for _ in 0..500 {
-                        if !state::owner_alive(&st) {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(2));
-                        st = cd.state().unwrap_or(st);
-                    }
-                    if st.status == Status::Running {
-                        state::reap_orphan(&cd, &mut st);
-                    }
-                }
-            }
+            let _ = crate::runtime::client::kill(&cd);
             let _ = cd.remove();
         })
         .await;
@@ -363,7 +333,7 @@ impl Sessions {
             } else {
                 let cd = self.container(&row);
                 match cd.state() {
-                    Ok(st) if st.status == Status::Running && state::owner_alive(&st) => None,
+                    Ok(st) if st.is_live() => None,
                     _ => Some("exited"),
                 }
             };
@@ -397,7 +367,7 @@ impl Sessions {
         for row in self.store.running_sessions()? {
             let cd = self.container(&row);
             match cd.state() {
-                Ok(st) if st.status == Status::Running && state::owner_alive(&st) => kept += 1,
+                Ok(st) if st.is_live() => kept += 1,
                 _ => {
                     self.end(&row, "lost").await?;
                     ended += 1;
