@@ -3,6 +3,7 @@
 use super::auth;
 use super::error::ApiError;
 use super::AppState;
+use crate::session::Created;
 use crate::store::SessionRow;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -42,18 +43,30 @@ pub async fn create_session(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    auth::same_origin(&req)?;
-    state.admit_client(&req)?;
-    let req: CreateSession = parse_body(&body)?;
-    let created = state.sessions.create(req.image.as_deref()).await?;
-    let max_age = created.session.expires_at - created.session.created_at;
+    let body: CreateSession = parse_body(&body)?;
+    let (created, cookie) = start_session(&state, &req, body.image.as_deref()).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             "Location",
             format!("/api/v1/sessions/{}", created.session.id),
         ))
-        .cookie(auth::session_cookie(&created.token, max_age))
+        .cookie(cookie)
         .json(created))
+}
+
+/// What the API and the landing page's form share: the Origin check, the client's rate
+/// limit, the session itself, and the cookie that carries its token.
+pub(super) async fn start_session(
+    state: &AppState,
+    req: &HttpRequest,
+    image: Option<&str>,
+) -> Result<(Created, actix_web::cookie::Cookie<'static>), ApiError> {
+    auth::same_origin(req)?;
+    state.admit_client(req)?;
+    let created = state.sessions.create(image).await?;
+    let max_age = created.session.expires_at - created.session.created_at;
+    let cookie = auth::session_cookie(&created.token, max_age);
+    Ok((created, cookie))
 }
 
 pub async fn get_session(

@@ -47,13 +47,10 @@ pub async fn start_session(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
-    auth::same_origin(&req)?;
-    state.admit_client(&req)?;
-    let created = state.sessions.create(None).await?;
-    let max_age = created.session.expires_at - created.session.created_at;
+    let (created, cookie) = super::api::start_session(&state, &req, None).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header(("Location", format!("/sessions/{}", created.session.id)))
-        .cookie(auth::session_cookie(&created.token, max_age))
+        .cookie(cookie)
         .finish())
 }
 
