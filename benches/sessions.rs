@@ -18,14 +18,7 @@ use common::{mib, ms, Server, Stats, Table, PROMPT_END};
 use std::time::{Duration, Instant};
 
 fn main() {
-    common::run_main("sessions", || {
-        common::require_root()?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        rt.block_on(run())
-    });
+    common::run_async("sessions", run);
 }
 
 async fn run() -> Result<()> {

@@ -45,14 +45,7 @@ const WARMUP: usize = 200;
 const FLOODS: usize = 10;
 
 fn main() {
-    common::run_main("terminal", || {
-        common::require_root()?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        rt.block_on(run())
-    });
+    common::run_async("terminal", run);
 }
 
 async fn run() -> Result<()> {

@@ -46,6 +46,21 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 /// Runs a benchmark body: Ctrl-C becomes an error at the next check (so the guards still
 /// clean up), and any error is printed with its chain before exiting with status 1.
+/// [`run_main`] for an async bench: needs root, runs `body` on a two-thread runtime.
+pub fn run_async<F: std::future::Future<Output = Result<()>>>(
+    name: &str,
+    body: impl FnOnce() -> F,
+) {
+    run_main(name, || {
+        require_root()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(body())
+    });
+}
+
 pub fn run_main(name: &str, body: impl FnOnce() -> Result<()>) {
     // SAFETY: the handler only stores to an atomic.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
