@@ -9,6 +9,7 @@
 use crate::config::Paths;
 use crate::image::ImageStore;
 use crate::runtime::cgroups;
+use crate::runtime::idmap;
 use crate::runtime::launch::{self, ChildIo};
 use crate::runtime::spec::*;
 use crate::runtime::state::{ContainerDir, ContainerState};
@@ -100,6 +101,11 @@ pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpe
         network: NetworkMode::parse(&a.network)?,
         auto_remove: a.rm,
         session: None,
+        idmap: {
+            let registry = idmap::Registry::new(&paths.state_dir);
+            registry.sweep_containers(paths);
+            registry.allocate(&idmap::Owner::Container(id.clone()))?
+        },
         id,
     })
 }

@@ -11,15 +11,27 @@
 //! ```text
 //!  parent (monitor/CLI)                 child (the container's pid 1)
 //!  create cgroup, apply limits
-//!  clone(NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET) ─┐
-//!  write pid to cgroup.procs                  mount rootfs, pivot_root, open pty
+//!  clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET) ─┐
+//!                                             join own cgroup, chdir to its folder
+//!  write uid_map, gid_map
+//!  idmap the image (open_tree, mount_setattr)
+//!                              ──> Mapped (+ image mount fd)
+//!                                             setresuid(0), mount rootfs, pivot_root,
+//!                                             open pty
 //!                              <── RootfsReady (+ pty master fd)
 //!                              ──> Go
 //!                                             unshare(NEWCGROUP), setsid, dup2, execve
 //!  EOF on the socket = exec succeeded  <──    (or Failed{..} and exit 125/126/127)
 //! ```
+//!
+//! Until it calls `setresuid`, the child keeps the host uid 0 it was cloned with, though
+//! its capabilities now only count inside its new user namespace. That is what lets it
+//! write its cgroup's `tasks` file and enter its 0700 state folder — plain owner
+//! permissions — before it becomes the range's unprivileged uid. Everything after uses
+//! paths relative to that folder.
 
 use crate::runtime::cgroups::{CgroupError, ContainerCgroup};
+use crate::runtime::idmap;
 use crate::runtime::plan::{self, LayerDirs, MountOp};
 use crate::runtime::rootfs;
 use crate::runtime::spec::ContainerSpec;
@@ -45,6 +57,8 @@ pub enum LaunchError {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error(transparent)]
+    IdMap(#[from] crate::runtime::idmap::IdMapError),
     #[error(
         "clone: {0} (gantry needs root, and a kernel with pid, mount, uts, ipc and net namespaces)"
     )]
@@ -148,10 +162,11 @@ pub fn launch(
         ));
     }
     let mut timeline = Timeline::new();
-    let ops = plan::rootfs_plan(spec, &LayerDirs::under(container_dir));
+    // Relative to the container's folder, which the child enters while it can.
+    let ops = plan::rootfs_plan(spec, &LayerDirs::under(Path::new(".")));
     let cgroup = ContainerCgroup::create(&spec.id, &spec.limits)?;
     timeline.mark("cgroup created, limits written");
-    let started = start_in_cgroup(spec, &ops, io, &cgroup, &mut timeline);
+    let started = start_in_cgroup(spec, container_dir, &ops, io, &cgroup, &mut timeline);
     match started {
         Ok((pid, pty_master)) => Ok(Started {
             pid,
@@ -168,6 +183,7 @@ pub fn launch(
 
 fn start_in_cgroup(
     spec: &ContainerSpec,
+    container_dir: &Path,
     ops: &[MountOp],
     io: ChildIo,
     cgroup: &ContainerCgroup,
@@ -193,7 +209,15 @@ fn start_in_cgroup(
     if ret == 0 {
         drop(parent_sock);
         // The child's copy of the timeline shares the parent's monotonic clock.
-        child_main(spec, ops, io, child_sock, cgroup, timeline.start);
+        child_main(
+            spec,
+            container_dir,
+            ops,
+            io,
+            child_sock,
+            cgroup,
+            timeline.start,
+        );
     }
     drop(child_sock);
     drop(io);
@@ -204,6 +228,23 @@ fn start_in_cgroup(
         let _ = waitpid(pid, None);
         e
     };
+    if let Err(e) = idmap::write_maps(pid.as_raw(), &spec.idmap) {
+        return Err(fail(e.into()));
+    }
+    timeline.mark(&format!(
+        "write uid_map, gid_map: 0 {} {}",
+        spec.idmap.base, spec.idmap.size
+    ));
+    let image = match idmap::idmapped_tree(&spec.image_rootfs, pid.as_raw()) {
+        Ok(fd) => fd,
+        Err(e) => return Err(fail(e.into())),
+    };
+    timeline.mark("open_tree + mount_setattr: image idmapped into the range");
+    let sent = parent_sock.send(&SyncMsg::Mapped, Some(image.as_raw_fd()));
+    drop(image);
+    if let Err(e) = sent {
+        return Err(fail(e.into()));
+    }
 
     if !cgroup.joins_itself() {
         if let Err(e) = cgroup.add_process(pid.as_raw()) {
@@ -340,13 +381,14 @@ fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> StepError
 /// The container's first process, from clone to exec. Never returns.
 fn child_main(
     spec: &ContainerSpec,
+    container_dir: &Path,
     ops: &[MountOp],
     io: ChildIo,
     sock: SyncSocket,
     cgroup: &ContainerCgroup,
     start: std::time::Instant,
 ) -> ! {
-    let err = match child_setup(spec, ops, io, &sock, cgroup, start) {
+    let err = match child_setup(spec, container_dir, ops, io, &sock, cgroup, start) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -366,6 +408,7 @@ enum Never {}
 
 fn child_setup(
     spec: &ContainerSpec,
+    container_dir: &Path,
     ops: &[MountOp],
     io: ChildIo,
     sock: &SyncSocket,
@@ -383,6 +426,13 @@ fn child_setup(
         cgroup.join_self().map_err(step("cgroup"))?;
         steps.push(("echo 0 > tasks (join own cgroup)".into(), now()));
     }
+    nix::unistd::chdir(container_dir).map_err(step("chdir to the container's folder"))?;
+    let image = match sock.recv() {
+        Ok(Some((SyncMsg::Mapped, Some(fd)))) => fd,
+        _ => return Err(step("sync")("parent went away before the uid maps")),
+    };
+    become_namespace_root().map_err(step("setresuid"))?;
+    steps.push(("setresgid 0, setgroups [], setresuid 0".into(), now()));
     let root = ops
         .iter()
         .find_map(|op| match op {
@@ -390,10 +440,11 @@ fn child_setup(
             _ => None,
         })
         .unwrap_or_default();
-    rootfs::apply(ops, &root, |op| {
+    rootfs::apply(ops, &root, Some(&image), |op| {
         steps.push((rootfs::describe(op, &root), now()))
     })
     .map_err(step("rootfs"))?;
+    drop(image);
     nix::unistd::sethostname(spec.hostname.as_str()).map_err(step("sethostname"))?;
     steps.push((format!("sethostname {}", spec.hostname.as_str()), now()));
     loopback_up().map_err(step("loopback"))?;
@@ -475,6 +526,22 @@ fn child_setup(
     crate::runtime::seccomp::install(&crate::runtime::seccomp::program())
         .map_err(step("seccomp"))?;
     exec(spec)
+}
+
+/// Becomes uid and gid 0 of the new user namespace (host ids `range.base`), with no
+/// supplementary groups. The kernel clears the parent-death signal and the dumpable flag
+/// when the effective uid changes: the signal is set again; staying non-dumpable until
+/// `execve` is what we want (the container cannot open this process's /proc files while
+/// it still runs gantry's code).
+fn become_namespace_root() -> nix::Result<()> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))?;
+    setgroups(&[])?;
+    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))?;
+    // SAFETY: plain prctl with integer arguments.
+    // (A parent that died before this line is noticed at the next handshake read.)
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    Ok(())
 }
 
 /// RLIMIT_NOFILE = [`crate::runtime::spec::NOFILE`], never above the hard limit we have

@@ -5,6 +5,7 @@
 //! - [`rootfs`]: applies a mount plan (mount(2), mknod(2), pivot_root(2));
 //! - [`cgroups`]: the container's cgroup: limits and usage;
 //! - [`security`]: capabilities, no_new_privs, masked and read-only paths;
+//! - [`idmap`]: user namespaces: uid/gid ranges, their registry, idmapped mounts;
 //! - [`seccomp`]: the system call allowlist;
 //! - [`sync`]: the parent/child handshake over a socketpair;
 //! - [`launch`]: clone, join, build, exec;
@@ -14,6 +15,7 @@
 
 pub mod cgroups;
 pub mod client;
+pub mod idmap;
 pub mod launch;
 pub mod monitor;
 pub mod monitor_proto;

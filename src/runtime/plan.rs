@@ -11,12 +11,18 @@ use std::path::{Path, PathBuf};
 
 /// Namespaces a container gets at `clone(2)` time (see namespaces(7)).
 ///
+/// The user namespace comes with the others in one `clone`, so that the new mount, pid,
+/// uts, ipc and net namespaces are *owned* by it: the container's root has capabilities
+/// over them (it can bring up `lo`, set its hostname, use raw sockets) and over nothing
+/// of the host's (see user_namespaces(7), "Interaction of user namespaces and other
+/// types of namespaces").
+///
 /// The cgroup namespace is *not* here: it is created by the container's first process
-/// with `unshare(CLONE_NEWCGROUP)` after its parent moved it into its own cgroup, so the
-/// namespace's root is the container's cgroup (as runc does). The user namespace is added
-/// by the security work; it slots in here and in the uid/gid map step of the launch.
+/// with `unshare(CLONE_NEWCGROUP)` after it joined its own cgroup, so the namespace's
+/// root is the container's cgroup (as runc does).
 pub fn clone_flags() -> CloneFlags {
-    CloneFlags::CLONE_NEWNS
+    CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
@@ -41,11 +47,16 @@ pub enum MountOp {
         flags: MsFlags,
         data: Option<String>,
     },
-    /// A character device (`mknod(2)`).
-    Mknod {
+    /// A host character device bound onto an empty file: in a user namespace `mknod(2)`
+    /// is refused, and a bind mount of the host's node is how a container gets one.
+    BindDevice {
+        source: PathBuf,
         path: PathBuf,
-        major: u64,
-        minor: u64,
+    },
+    /// Attach the image, idmapped by the parent into the container's id range (see
+    /// [`crate::runtime::idmap::idmapped_tree`]), at `target` with `move_mount(2)`.
+    AttachImage {
+        target: PathBuf,
     },
     Symlink {
         target: String,
@@ -85,6 +96,8 @@ pub const DEFAULT_DISK_BYTES: u64 = 1 << 30;
 pub struct LayerDirs {
     /// tmpfs mount point (the writable layer's disk budget is this tmpfs's size).
     pub rw: PathBuf,
+    /// Where the idmapped image is attached: the overlay's lower layer.
+    pub lower: PathBuf,
     pub upper: PathBuf,
     pub work: PathBuf,
     pub merged: PathBuf,
@@ -94,6 +107,7 @@ impl LayerDirs {
     pub fn under(container_dir: &Path) -> Self {
         let rw = container_dir.join("rootfs");
         LayerDirs {
+            lower: rw.join("lower"),
             upper: rw.join("upper"),
             work: rw.join("work"),
             merged: rw.join("merged"),
@@ -148,17 +162,23 @@ pub fn rootfs_plan(spec: &ContainerSpec, dirs: &LayerDirs) -> Vec<MountOp> {
             nosuid_nodev,
             Some(format!("size={disk},mode=0755")),
         ),
+        mkdir(dirs.lower.clone(), 0o755),
+        MountOp::AttachImage {
+            target: dirs.lower.clone(),
+        },
         mkdir(dirs.upper.clone(), 0o755),
         mkdir(dirs.work.clone(), 0o700),
         mkdir(m.clone(), 0o755),
+        // `userxattr`: in a user namespace overlay keeps its whiteouts and opaque markers
+        // in `user.overlay.*` xattrs, since `trusted.*` needs host root.
         mount(
             "overlay",
             m.clone(),
             "overlay",
             MsFlags::empty(),
             Some(format!(
-                "lowerdir={},upperdir={},workdir={}",
-                spec.image_rootfs.display(),
+                "lowerdir={},upperdir={},workdir={},userxattr",
+                dirs.lower.display(),
                 dirs.upper.display(),
                 dirs.work.display()
             )),
@@ -182,13 +202,10 @@ pub fn rootfs_plan(spec: &ContainerSpec, dirs: &LayerDirs) -> Vec<MountOp> {
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k".into()),
     ));
-    // With a user namespace mknod is refused; the security work binds the host's nodes
-    // here instead.
-    for (name, major, minor) in DEVICES {
-        ops.push(MountOp::Mknod {
+    for (name, _, _) in DEVICES {
+        ops.push(MountOp::BindDevice {
+            source: Path::new("/dev").join(name),
             path: dev.join(name),
-            major: *major,
-            minor: *minor,
         });
     }
     ops.push(mkdir(dev.join("pts"), 0o755));
@@ -263,6 +280,7 @@ mod tests {
             network: NetworkMode::None,
             auto_remove: false,
             session: None,
+            idmap: crate::runtime::idmap::IdRange::of_slot(0),
         }
     }
 
@@ -298,14 +316,27 @@ mod tests {
     }
 
     #[test]
-    fn the_image_is_the_read_only_lower_layer_of_an_overlay() {
+    fn the_idmapped_image_is_the_read_only_lower_layer_of_an_overlay() {
         let dirs = LayerDirs::under(Path::new("/c"));
         let ops = rootfs_plan(&spec(), &dirs);
+        let attach = ops
+            .iter()
+            .position(|o| {
+                o == &MountOp::AttachImage {
+                    target: dirs.lower.clone(),
+                }
+            })
+            .expect("the image is attached");
+        let overlay = ops
+            .iter()
+            .position(|o| matches!(o, MountOp::Mount { fstype, .. } if fstype == "overlay"))
+            .unwrap();
+        assert!(attach < overlay);
         let (target, _, data) = find_mount(&ops, "overlay");
         assert_eq!(target, &dirs.merged);
         assert_eq!(
             data.unwrap(),
-            "lowerdir=/var/lib/gantry/images/busybox/rootfs,upperdir=/c/rootfs/upper,workdir=/c/rootfs/work"
+            "lowerdir=/c/rootfs/lower,upperdir=/c/rootfs/upper,workdir=/c/rootfs/work,userxattr"
         );
         let (_, _, tmpfs) = find_mount(&ops, "tmpfs");
         assert!(tmpfs.unwrap().starts_with(&format!("size={}", 64 << 20)));
@@ -322,12 +353,16 @@ mod tests {
     }
 
     #[test]
-    fn dev_has_exactly_the_minimal_devices() {
+    fn dev_has_exactly_the_minimal_devices_bound_from_the_host() {
         let ops = rootfs_plan(&spec(), &LayerDirs::under(Path::new("/c")));
         let nodes: Vec<_> = ops
             .iter()
             .filter_map(|op| match op {
-                MountOp::Mknod { path, .. } => Some(path.file_name().unwrap().to_str().unwrap()),
+                MountOp::BindDevice { source, path } => {
+                    assert_eq!(source.file_name(), path.file_name());
+                    assert!(source.starts_with("/dev"));
+                    Some(path.file_name().unwrap().to_str().unwrap())
+                }
                 _ => None,
             })
             .collect();
@@ -347,7 +382,9 @@ mod tests {
         });
         let null = ops
             .iter()
-            .position(|o| matches!(o, MountOp::Mknod { path, .. } if path.ends_with("dev/null")))
+            .position(
+                |o| matches!(o, MountOp::BindDevice { path, .. } if path.ends_with("dev/null")),
+            )
             .unwrap();
         assert!(
             null < kcore,
@@ -363,7 +400,10 @@ mod tests {
     fn clone_flags_leave_cgroup_namespace_for_after_the_cgroup_join() {
         let f = clone_flags();
         assert!(f.contains(
-            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET
+            CloneFlags::CLONE_NEWUSER
+                | CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWNET
         ));
         assert!(!f.contains(CloneFlags::CLONE_NEWCGROUP));
     }

@@ -1,12 +1,12 @@
 //! Applying a mount plan inside the container's new mount namespace: mount(2),
-//! mknod(2), pivot_root(2).
+//! move_mount(2), pivot_root(2).
 //!
 //! Runs in the container's first process, before `execve`, single-threaded.
 
 use crate::runtime::plan::MountOp;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{mknod, Mode, SFlag};
 use nix::unistd::{chdir, pivot_root};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 /// A failed step, naming the operation and the path.
@@ -20,7 +20,7 @@ pub enum RootfsError {
     },
     #[error("the image has a symbolic link at {path}, where the runtime mounts or creates something: refusing to follow it")]
     Symlink { path: String },
-    #[error("mkdir {path}: {source}")]
+    #[error("create {path}: {source}")]
     Mkdir {
         path: String,
         source: std::io::Error,
@@ -39,16 +39,19 @@ fn sys<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> Rootf
 /// new root, not yet pivoted into) is checked first: no component of it below `root` may
 /// be a symbolic link, so an image that ships `dev -> /proc/sys/kernel` or `mnt/x -> /`
 /// cannot redirect a mount, a mknod or a mkdir anywhere else.
+///
+/// `image` is the idmapped image mount the parent made (for [`MountOp::AttachImage`]).
 pub fn apply(
     ops: &[MountOp],
     root: &Path,
+    image: Option<&OwnedFd>,
     mut done: impl FnMut(&MountOp),
 ) -> Result<(), RootfsError> {
     for op in ops {
         if let Some(target) = target_of(op) {
             refuse_symlinks(root, target)?;
         }
-        apply_one(op)?;
+        apply_one(op, image)?;
         done(op);
     }
     Ok(())
@@ -57,11 +60,12 @@ pub fn apply(
 fn target_of(op: &MountOp) -> Option<&Path> {
     match op {
         MountOp::Mkdir { path, .. }
-        | MountOp::Mknod { path, .. }
+        | MountOp::BindDevice { path, .. }
         | MountOp::Mask { path, .. }
         | MountOp::ReadOnly { path } => Some(path),
         MountOp::Mount { target, .. } => Some(target),
         MountOp::Symlink { link, .. } => Some(link),
+        MountOp::AttachImage { target } => Some(target),
         MountOp::MakeRootPrivate | MountOp::PivotRoot { .. } => None,
     }
 }
@@ -99,7 +103,12 @@ pub fn describe(op: &MountOp, root: &Path) -> String {
         MountOp::MakeRootPrivate => "mount --make-rprivate /".into(),
         MountOp::Mkdir { path, .. } => format!("mkdir {}", rel(path)),
         MountOp::Mount { fstype, target, .. } => format!("mount -t {fstype} {}", rel(target)),
-        MountOp::Mknod { path, major, minor } => format!("mknod {} c {major} {minor}", rel(path)),
+        MountOp::BindDevice { source, path } => {
+            format!("mount --bind {} {}", source.display(), rel(path))
+        }
+        MountOp::AttachImage { target } => {
+            format!("move_mount idmapped image {}", rel(target))
+        }
         MountOp::Symlink { target, link } => format!("ln -s {target} {}", rel(link)),
         MountOp::Mask { path, .. } => format!("mask {}", rel(path)),
         MountOp::ReadOnly { path } => format!("mount -o remount,bind,ro {}", rel(path)),
@@ -107,7 +116,7 @@ pub fn describe(op: &MountOp, root: &Path) -> String {
     }
 }
 
-fn apply_one(op: &MountOp) -> Result<(), RootfsError> {
+fn apply_one(op: &MountOp, image: Option<&OwnedFd>) -> Result<(), RootfsError> {
     match op {
         MountOp::MakeRootPrivate => mount(
             None::<&str>,
@@ -142,13 +151,33 @@ fn apply_one(op: &MountOp) -> Result<(), RootfsError> {
             data.as_deref(),
         )
         .map_err(sys("mount", target)),
-        MountOp::Mknod { path, major, minor } => mknod(
-            path,
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            nix::sys::stat::makedev(*major, *minor),
-        )
-        .map_err(sys("mknod", path)),
+        MountOp::BindDevice { source, path } => {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|source| RootfsError::Mkdir {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            mount(
+                Some(source.as_path()),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(sys("bind device", path))
+        }
+        MountOp::AttachImage { target } => {
+            let tree = image.ok_or(RootfsError::Sys {
+                op: "attach image",
+                path: target.display().to_string(),
+                source: nix::Error::EBADF,
+            })?;
+            crate::runtime::idmap::move_mount(tree, target).map_err(sys("move_mount", target))
+        }
         MountOp::Symlink { target, link } => {
             nix::unistd::symlinkat(target.as_str(), nix::fcntl::AT_FDCWD, link)
                 .map_err(sys("symlink", link))

@@ -300,6 +300,8 @@ pub struct ContainerSpec {
     pub auto_remove: bool,
     /// The session this container belongs to, if any (sessions group containers).
     pub session: Option<String>,
+    /// The host ids the container's user namespace maps its ids 0..65536 to.
+    pub idmap: crate::runtime::idmap::IdRange,
 }
 
 /// A fresh container id: 12 lowercase hex digits, like Docker's short ids.
@@ -415,6 +417,7 @@ mod tests {
             network: NetworkMode::None,
             auto_remove: false,
             session: None,
+            idmap: crate::runtime::idmap::IdRange::of_slot(0),
         };
         let env = spec.effective_env();
         assert_eq!(env.iter().filter(|(k, _)| k == "HOME").count(), 1);

@@ -246,11 +246,19 @@ impl ContainerDir {
                 }
             }
         }
-        match std::fs::remove_dir_all(&self.dir) {
+        let removed = match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io(&self.dir)(e)),
+        };
+        // A container outside a session had a uid range of its own; give it back.
+        if removed.is_ok() {
+            if let Some(state_dir) = self.names_dir.parent() {
+                crate::runtime::idmap::Registry::new(state_dir)
+                    .release(&crate::runtime::idmap::Owner::Container(self.id.clone()));
+            }
         }
+        removed
     }
 }
 

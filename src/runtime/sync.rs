@@ -16,6 +16,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// Messages of the launch handshake.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum SyncMsg {
+    /// parent → child: the uid/gid maps are written; the idmapped image mount rides along.
+    Mapped,
     /// child → parent: the root filesystem is ready (a pty master may ride along), with
     /// the child's steps and when each finished (ns since the launch began).
     RootfsReady { steps: Vec<(String, u64)> },

@@ -11,6 +11,7 @@ use crate::image::ImageStore;
 use crate::observe::namespaces::{self, NamespaceRow};
 use crate::runtime::cgroups::{CgroupStats, ContainerCgroup};
 use crate::runtime::client::{monitor_command, parse_ready, ClientError};
+use crate::runtime::idmap::{Owner, Registry};
 use crate::runtime::spec::*;
 use crate::runtime::state::{self, ContainerDir};
 use crate::store::{SessionRow, Store, StoreError};
@@ -55,6 +56,8 @@ pub struct Sessions {
     pub store: Store,
     pub cfg: SessionConfig,
     images: ImageStore,
+    /// uid/gid ranges: one per session.
+    ids: Registry,
     /// Latest activity per session, flushed to SQLite by the reaper (a keystroke must
     /// not be a database write).
     activity: Mutex<HashMap<String, i64>>,
@@ -124,6 +127,7 @@ impl Sessions {
     pub fn new(paths: Paths, store: Store, cfg: SessionConfig) -> Self {
         Sessions {
             images: ImageStore::new(&paths),
+            ids: Registry::new(&paths.state_dir),
             paths,
             store,
             cfg,
@@ -177,6 +181,10 @@ impl Sessions {
         let _seat = self.admit()?;
         let id = uuid::Uuid::new_v4().to_string();
         let container_id = new_container_id();
+        let idmap = self
+            .ids
+            .allocate(&Owner::Session(id.clone()))
+            .map_err(|e| SessionError::Start(e.to_string()))?;
         let spec = ContainerSpec {
             id: container_id.clone(),
             name: None,
@@ -195,8 +203,12 @@ impl Sessions {
             network: NetworkMode::None,
             auto_remove: false,
             session: Some(id.clone()),
+            idmap,
         };
-        self.start_container(&spec).await?;
+        if let Err(e) = self.start_container(&spec).await {
+            self.ids.release(&Owner::Session(id.clone()));
+            return Err(e);
+        }
         let now = state::now();
         let row = SessionRow {
             id: id.clone(),
@@ -213,6 +225,7 @@ impl Sessions {
         };
         if let Err(e) = self.store.insert_session(&row) {
             self.stop_container(&row.container_id).await;
+            self.ids.release(&Owner::Session(id.clone()));
             return Err(e.into());
         }
         tracing::info!(session = %id, container = %row.container_id, "session started");
@@ -305,6 +318,7 @@ impl Sessions {
         self.stop_container(&row.container_id).await;
         self.store
             .end_session(&row.id, reason, code, state::now())?;
+        self.ids.release(&Owner::Session(row.id.clone()));
         if let Ok(mut m) = self.activity.lock() {
             m.remove(&row.id);
         }
@@ -364,6 +378,19 @@ impl Sessions {
                 self.stop_container(&cd.id).await;
             }
         }
+        // uid ranges of sessions that are not running any more.
+        let sessions: std::collections::HashSet<String> = self
+            .store
+            .running_sessions()?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        for (_, owner) in self.ids.list() {
+            if matches!(&owner, Owner::Session(s) if !sessions.contains(s)) {
+                self.ids.release(&owner);
+            }
+        }
+        self.ids.sweep_containers(&self.paths);
         for row in self.store.running_sessions()? {
             let cd = self.container(&row);
             match cd.state() {

@@ -107,6 +107,12 @@ fn a_thousand_containers_leave_nothing_behind() {
         .flatten()
         .collect();
     assert!(left.is_empty(), "container folders left: {left:?}");
+    let ranges: Vec<_> = std::fs::read_dir(d.state.join("idmap"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(ranges.is_empty(), "uid ranges not given back: {ranges:?}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.contains(d.state.to_str().unwrap()),

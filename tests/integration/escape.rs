@@ -241,3 +241,74 @@ fn an_image_symlink_cannot_redirect_the_runtimes_mounts() {
         "nothing was created through the link"
     );
 }
+
+/// The host uid a container process runs as, from the host's /proc.
+fn host_uids(pid: i64) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn container_root_is_an_unprivileged_host_uid_and_the_image_still_belongs_to_root() {
+    let d = Dirs::new();
+    let (out, err) = inside(
+        &d,
+        "cat /proc/self/uid_map /proc/self/gid_map; stat -c '%u:%g' /bin/busybox /etc; id -u; \
+         touch /new && stat -c '%u' /new",
+    );
+    let lines: Vec<_> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}{err}");
+    for map in &lines[..2] {
+        let f: Vec<u64> = map.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        assert_eq!(f[0], 0, "container root is mapped: {map}");
+        assert!(f[1] >= 1 << 30, "to a high host id, never host root: {map}");
+        assert_eq!(f[2], 65536);
+    }
+    assert_eq!(
+        lines[2], "0:0",
+        "the idmapped image is owned by the container's root"
+    );
+    assert_eq!(lines[3], "0:0");
+    assert_eq!(lines[4], "0");
+    assert_eq!(lines[5], "0", "new files too");
+
+    // Seen from the host: the container's processes run as the range's base uid.
+    let o = d.run(&["-d", "busybox", "sleep", "60"]);
+    let id = stdout(&o).trim().to_string();
+    let pid = d.container_state(&id)["pid"].as_i64().unwrap();
+    let uids = host_uids(pid);
+    let host_uid: u64 = uids.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(host_uid >= 1 << 30, "host view: {uids}");
+}
+
+#[tokio::test]
+async fn two_sessions_get_disjoint_uid_ranges_and_give_them_back() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let a = create_session(&srv).await;
+    let b = create_session(&srv).await;
+    let uid = |s: &Session| {
+        let pid = d.container_state(&s.container_id)["pid"].as_i64().unwrap();
+        host_uids(pid)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let (ua, ub) = (uid(&a), uid(&b));
+    assert!(ua >= 1 << 30 && ub >= 1 << 30);
+    assert!(
+        ua.abs_diff(ub) >= 65536,
+        "ranges of 65536 ids never overlap: {ua} {ub}"
+    );
+    let ranges = || std::fs::read_dir(d.state.join("idmap")).unwrap().count();
+    assert_eq!(ranges(), 2);
+    delete_session(&srv, &a).await;
+    delete_session(&srv, &b).await;
+    assert_eq!(ranges(), 0, "ending a session gives its range back");
+}
