@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/gantry";
 /// Default runtime state dir (a tmpfs on every systemd machine).
 pub const DEFAULT_STATE_DIR: &str = "/run/gantry";
+/// File name of the lab API's socket, on the host and in a lab host.
+pub const API_SOCKET_NAME: &str = "gantry.sock";
 
 /// The two roots gantry works under.
 #[derive(Debug, Clone)]
@@ -34,6 +36,17 @@ impl Paths {
 
     pub fn database(&self) -> PathBuf {
         self.data_dir.join("gantry.db")
+    }
+
+    /// The folder of the lab API's unix socket, bound into every lab host (the folder,
+    /// not the socket, so a restarted server's new socket shows up in running lab hosts).
+    pub fn api_dir(&self) -> PathBuf {
+        self.state_dir.join("api")
+    }
+
+    /// The lab API's unix socket.
+    pub fn api_socket(&self) -> PathBuf {
+        self.api_dir().join(API_SOCKET_NAME)
     }
 
     pub fn containers_dir(&self) -> PathBuf {

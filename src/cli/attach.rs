@@ -12,10 +12,10 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 
 /// Restores the terminal on drop, also on error paths.
-struct RawMode(Option<Termios>);
+pub(crate) struct RawMode(Option<Termios>);
 
 impl RawMode {
-    fn enter() -> Self {
+    pub(crate) fn enter() -> Self {
         let stdin = std::io::stdin();
         match termios::tcgetattr(&stdin) {
             Ok(orig) => {
@@ -37,7 +37,7 @@ impl Drop for RawMode {
     }
 }
 
-fn window_size() -> Option<(u16, u16)> {
+pub(crate) fn window_size() -> Option<(u16, u16)> {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills a winsize.
     let r = unsafe { libc::ioctl(std::io::stdout().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };

@@ -4,6 +4,8 @@
 
 mod attach;
 mod containers;
+mod inspect;
+mod remote;
 mod run;
 
 use crate::config::{Paths, DEFAULT_DATA_DIR, DEFAULT_STATE_DIR};
@@ -39,6 +41,16 @@ pub enum Command {
     Rm(containers::RmArgs),
     /// Show a container's recent output.
     Logs(containers::LogsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Show everything about a container as JSON: limits, pids, namespaces, cgroup.
+    Inspect(NameArgs),
+    /// Show a container's resource usage against its limits.
+    Stats(NameArgs),
+    /// Suspend every process of a container (cgroup freezer).
+    Pause(NameArgs),
+    /// Resume a paused container.
+    Unpause(NameArgs),
     /// Start the web dashboard.
     Serve(crate::web::ServeArgs),
     /// Internal: the per-container monitor (started by gantry itself).
@@ -47,6 +59,37 @@ pub enum Command {
         #[arg(long)]
         id: String,
     },
+    /// Internal: run a command in a running container (started by the server).
+    #[command(hide = true)]
+    ExecIn {
+        #[arg(long)]
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// `gantry exec [-i] [-t] CONTAINER COMMAND...`
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Container (id, id prefix or name).
+    pub container: String,
+    /// Command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// A command that takes one container.
+#[derive(clap::Args, Debug)]
+pub struct NameArgs {
+    /// Container (id, id prefix or name).
+    pub container: String,
 }
 
 /// Prints an error with its whole chain.
@@ -70,14 +113,38 @@ pub(crate) fn require_root() -> anyhow::Result<()> {
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    // Inside a lab host, the CLI is a client of the daemon (as `docker` with DOCKER_HOST).
+    if let Ok(host) = std::env::var("GANTRY_HOST") {
+        if !host.is_empty() {
+            return remote::main(&host, cli.command).unwrap_or_else(|e| {
+                print_error(&e);
+                1
+            });
+        }
+    }
     let paths = Paths::new(cli.data_dir, cli.state_dir);
     let result = match cli.command {
         Command::Monitor { id } => return crate::runtime::monitor::main(&paths, &id),
+        Command::ExecIn { id, command } => {
+            let cd = crate::runtime::state::ContainerDir::new(&paths, &id);
+            return match crate::runtime::exec::exec_in(&cd, &command) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("gantry: {e}");
+                    crate::runtime::launch::EXIT_SETUP_FAILED
+                }
+            };
+        }
         Command::Run(args) => return run::run(&paths, args),
         Command::Ps(args) => containers::ps(&paths, args),
         Command::Images => containers::images(&paths),
         Command::Rm(args) => containers::rm(&paths, args),
         Command::Logs(args) => containers::logs(&paths, args),
+        Command::Exec(args) => inspect::exec(&paths, args),
+        Command::Inspect(args) => inspect::inspect(&paths, args),
+        Command::Stats(args) => inspect::stats(&paths, args),
+        Command::Pause(args) => inspect::pause(&paths, args, true),
+        Command::Unpause(args) => inspect::pause(&paths, args, false),
         Command::Serve(args) => require_root().and_then(|_| crate::web::serve(paths, args)),
     };
     match result {

@@ -106,6 +106,8 @@ pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpe
             registry.sweep_containers(paths);
             registry.allocate(&idmap::Owner::Container(id.clone()))?
         },
+        binds: vec![],
+        nest: None,
         id,
     })
 }

@@ -13,6 +13,12 @@ use std::path::{Path, PathBuf};
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
 pub const DEFAULT_IMAGE: &str = "busybox";
+/// The image of a session's lab host: busybox, plus the C library the `gantry` binary
+/// needs (the binary itself is bound in read-only when a lab host starts, so it is always
+/// the server's own).
+pub const LABHOST_IMAGE: &str = "labhost";
+/// Where a lab host finds the gantry CLI.
+pub const LABHOST_GANTRY: &str = "/usr/local/bin/gantry";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -59,8 +65,8 @@ impl ImageStore {
         if self.dir.join(name.as_str()).join("image.json").is_file() {
             return Ok(root);
         }
-        if name.as_str() == DEFAULT_IMAGE {
-            self.build_busybox()?;
+        if name.as_str() == DEFAULT_IMAGE || name.as_str() == LABHOST_IMAGE {
+            self.build(name.as_str())?;
             return Ok(root);
         }
         Err(ImageError::Unknown(name.to_string()))
@@ -87,7 +93,7 @@ impl ImageStore {
         out
     }
 
-    fn build_busybox(&self) -> Result<(), ImageError> {
+    fn build(&self, name: &str) -> Result<(), ImageError> {
         let bin = BUSYBOX_CANDIDATES
             .iter()
             .map(Path::new)
@@ -96,25 +102,30 @@ impl ImageStore {
         if is_dynamic_elf(bin) {
             return Err(ImageError::DynamicBusybox(bin.display().to_string()));
         }
-        let final_dir = self.dir.join(DEFAULT_IMAGE);
+        let final_dir = self.dir.join(name);
         // Build in a private temporary folder, then rename: concurrent first starts never
         // see half an image.
         let tmp = self
             .dir
-            .join(format!(".{DEFAULT_IMAGE}.build-{}", std::process::id()));
+            .join(format!(".{name}.build-{}", std::process::id()));
         let err = |source: std::io::Error| ImageError::Build {
-            name: DEFAULT_IMAGE.into(),
+            name: name.into(),
             path: tmp.display().to_string(),
             source,
         };
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(tmp.join("rootfs")).map_err(err)?;
-        let size = populate_busybox(bin, &tmp.join("rootfs")).map_err(err)?;
+        let mut size = populate_busybox(bin, &tmp.join("rootfs")).map_err(err)?;
+        let mut source = format!("{} (Debian busybox-static)", bin.display());
+        if name == LABHOST_IMAGE {
+            size += add_gantry_runtime_libs(&tmp.join("rootfs")).map_err(err)?;
+            source.push_str(", the C library of gantry, and gantry itself bound in");
+        }
         let info = ImageInfo {
-            name: DEFAULT_IMAGE.into(),
+            name: name.into(),
             created_at: crate::runtime::state::now(),
             size_bytes: size,
-            source: format!("{} (Debian busybox-static)", bin.display()),
+            source,
         };
         std::fs::write(
             tmp.join("image.json"),
@@ -131,6 +142,40 @@ impl ImageStore {
             Err(e) => Err(err(e)),
         }
     }
+}
+
+/// Copies the shared libraries this very process has mapped (the C library, libm,
+/// libgcc_s and the dynamic loader: what the `gantry` binary needs) into `root` at the
+/// same paths, plus the loader at the path the binary asks for. Returns bytes copied.
+fn add_gantry_runtime_libs(root: &Path) -> std::io::Result<u64> {
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let mut libs: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with('/') && p.contains(".so"))
+        .collect();
+    libs.sort();
+    libs.dedup();
+    let mut size = 0;
+    let copy = |from: &Path, to: &Path| -> std::io::Result<u64> {
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::copy(from, to)
+    };
+    for lib in libs {
+        let from = Path::new(lib);
+        size += copy(from, &root.join(lib.trim_start_matches('/')))?;
+        // The binary's PT_INTERP is /lib64/ld-linux-x86-64.so.2; Debian keeps the real
+        // file under /usr/lib.
+        if lib.contains("/ld-linux") {
+            let name = from.file_name().unwrap_or_default();
+            size += copy(from, &root.join("lib64").join(name))?;
+        }
+    }
+    std::fs::create_dir_all(root.join("usr/local/bin"))?;
+    std::fs::write(root.join(LABHOST_GANTRY.trim_start_matches('/')), b"")?;
+    Ok(size)
 }
 
 /// True if the ELF file at `path` asks for a dynamic loader (has a PT_INTERP header).

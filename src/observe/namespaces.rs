@@ -28,12 +28,18 @@ pub struct NamespaceRow {
 
 /// The container's namespaces next to the host's (those of gantry itself).
 pub fn compare(container_pid: i32) -> Vec<NamespaceRow> {
+    compare_with(container_pid, "self")
+}
+
+/// The container's namespaces next to those of `host` (a pid, or `"self"`): for a
+/// container nested in a lab host, the lab host is its host.
+pub fn compare_with(container_pid: i32, host: &str) -> Vec<NamespaceRow> {
     let pid = container_pid.to_string();
     TYPES
         .iter()
         .map(|kind| {
             let container = inode(&pid, kind);
-            let host = inode("self", kind);
+            let host = inode(host, kind);
             NamespaceRow {
                 kind,
                 container,

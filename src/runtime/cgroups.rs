@@ -14,6 +14,7 @@ use crate::runtime::spec::Limits;
 use cgroups_rs::fs::cgroup::{get_cgroups_relative_paths, Cgroup};
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::cpuacct::CpuAcctController;
+use cgroups_rs::fs::freezer::FreezerController;
 use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
 use cgroups_rs::fs::{hierarchies, Controller, MaxValue, Resources};
@@ -48,7 +49,7 @@ pub enum CgroupError {
 
 /// Where a container's cgroup is: enough to find it again from another process (the
 /// monitor, or a restarted server). Stored in the container's state.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CgroupPlacement {
     /// Path below gantry's own cgroup, e.g. `gantry/3f2a…`.
     pub rel: String,
@@ -148,6 +149,23 @@ fn v2_delegate(base: &str) -> Result<(), CgroupError> {
 impl ContainerCgroup {
     /// Creates `gantry/<id>` below our own cgroup and applies `limits`.
     pub fn create(id: &str, limits: &Limits) -> Result<Self, CgroupError> {
+        Self::create_in(None, id, limits)
+    }
+
+    /// Like [`Self::create`], but below `parent` (a lab host's cgroup) when given: a
+    /// container started from a lab host counts against its session's budget.
+    pub fn create_in(
+        parent: Option<&CgroupPlacement>,
+        id: &str,
+        limits: &Limits,
+    ) -> Result<Self, CgroupError> {
+        if let Some(p) = parent {
+            let placement = CgroupPlacement {
+                rel: format!("{}/{id}", p.rel),
+                parents: p.parents.clone(),
+            };
+            return Self::make(placement, limits);
+        }
         let parents = own_cgroups()?;
         let rel = if v2() {
             // v2 has one path for all controllers ("0::/path").
@@ -159,7 +177,10 @@ impl ContainerCgroup {
         } else {
             format!("{TREE}/{id}")
         };
-        let placement = CgroupPlacement { rel, parents };
+        Self::make(CgroupPlacement { rel, parents }, limits)
+    }
+
+    fn make(placement: CgroupPlacement, limits: &Limits) -> Result<Self, CgroupError> {
         let cg = Self::handle(&placement);
         cg.create().map_err(|e| CgroupError::Create {
             path: placement.rel.clone(),
@@ -232,6 +253,23 @@ impl ContainerCgroup {
             })
     }
 
+    /// Lets host uid `uid` move itself into this cgroup (v1: owns the `tasks` files). A
+    /// nested container's first process is the session's uid from its first instant.
+    pub fn allow_self_join(&self, uid: u32) -> Result<(), CgroupError> {
+        for s in self.cg.subsystems() {
+            let tasks = s.to_controller().path().join("tasks");
+            if tasks.exists() {
+                nix::unistd::chown(&tasks, Some(nix::unistd::Uid::from_raw(uid)), None).map_err(
+                    |e| CgroupError::Limits {
+                        path: tasks.display().to_string(),
+                        message: e.to_string(),
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the container's first process should move itself in with
     /// [`Self::join_self`] (cgroup v1) rather than be moved by its parent.
     pub fn joins_itself(&self) -> bool {
@@ -273,6 +311,30 @@ impl ContainerCgroup {
         })
     }
 
+    /// Suspends (`FROZEN`) or resumes (`THAWED`) every process in the cgroup with the
+    /// freezer controller: `gantry pause` / `unpause`.
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let f = self
+            .cg
+            .controller_of::<FreezerController>()
+            .ok_or_else(|| CgroupError::Limits {
+                path: self.placement.rel.clone(),
+                message: "the freezer controller is not mounted".into(),
+            })?;
+        if frozen { f.freeze() } else { f.thaw() }.map_err(|e| CgroupError::Limits {
+            path: format!("{}/freezer.state", self.placement.rel),
+            message: e.to_string(),
+        })
+    }
+
+    /// Whether the freezer holds the cgroup (frozen or freezing).
+    pub fn frozen(&self) -> bool {
+        // (cgroups-rs keeps its FreezerState enum private: read the file.)
+        self.controller_path("freezer")
+            .and_then(|d| std::fs::read_to_string(d.join("freezer.state")).ok())
+            .is_some_and(|s| s.trim() != "THAWED")
+    }
+
     /// Processes in the cgroup (read from the pids controller's `cgroup.procs`).
     pub fn processes(&self) -> Vec<i32> {
         self.cg.procs().into_iter().map(|p| p.pid as i32).collect()
@@ -298,11 +360,35 @@ impl ContainerCgroup {
     /// Removes the cgroup (retrying while the kernel finishes tearing down the last
     /// tasks), then gantry's parent dir if it became empty.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        // A lab host's cgroup holds those of the containers nested in it; whatever of
+        // them is still there (their monitors died with the lab host) goes first.
+        for s in self.cg.subsystems() {
+            let dir = s.to_controller().path().to_path_buf();
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for child in rd.flatten().filter(|e| e.path().is_dir()) {
+                    let child_rel = format!(
+                        "{}/{}",
+                        self.placement.rel,
+                        child.file_name().to_string_lossy()
+                    );
+                    let nested = ContainerCgroup::open(&CgroupPlacement {
+                        rel: child_rel,
+                        parents: self.placement.parents.clone(),
+                    });
+                    nested.kill_all();
+                    let _ = nested.remove();
+                }
+            }
+        }
         self.cg.delete().map_err(|e| CgroupError::Remove {
             path: self.placement.rel.clone(),
             message: e.to_string(),
         })?;
-        if let Some(parent) = std::path::Path::new(&self.placement.rel).parent() {
+        // Only gantry's own folder; a lab host's cgroup goes with the lab host.
+        if let Some(parent) = std::path::Path::new(&self.placement.rel)
+            .parent()
+            .filter(|p| p.ends_with(TREE))
+        {
             let parent = Cgroup::load_with_relative_paths(
                 hierarchies::auto(),
                 parent,

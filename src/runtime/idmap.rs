@@ -220,10 +220,15 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// A detached, read-only copy of the mount at `dir`, with its ids shifted by the user
-/// namespace of `pid`: a file owned by host uid 0 appears owned by that namespace's
-/// root. The returned fd is the mount; `move_mount(2)` attaches it.
-pub fn idmapped_tree(dir: &Path, pid: i32) -> Result<OwnedFd, IdMapError> {
+/// A detached copy of the mount at `dir` (a folder or a file): nosuid, nodev,
+/// read-only if asked, and with its ids shifted by the user namespace of `idmap_pid` if
+/// given — a file owned by host uid 0 then appears owned by that namespace's root. The
+/// returned fd is the mount; `move_mount(2)` attaches it.
+pub fn detached_tree(
+    dir: &Path,
+    idmap_pid: Option<i32>,
+    readonly: bool,
+) -> Result<OwnedFd, IdMapError> {
     let path = dir.display().to_string();
     let fail = |call, source| IdMapError::Idmap {
         call,
@@ -246,17 +251,29 @@ pub fn idmapped_tree(dir: &Path, pid: i32) -> Result<OwnedFd, IdMapError> {
     }
     // SAFETY: the kernel just gave us this descriptor.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    let userns = std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| {
-        fail(
-            "open user namespace",
-            nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        )
-    })?;
+    let userns = match idmap_pid {
+        Some(pid) => Some(
+            std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| {
+                fail(
+                    "open user namespace",
+                    nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let mut attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if readonly {
+        attr_set |= MOUNT_ATTR_RDONLY;
+    }
+    if userns.is_some() {
+        attr_set |= MOUNT_ATTR_IDMAP;
+    }
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_set,
         attr_clr: 0,
         propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
+        userns_fd: userns.as_ref().map(|f| f.as_raw_fd() as u64).unwrap_or(0),
     };
     let empty = c"";
     // SAFETY: mount_setattr(2) on our detached tree, with a properly sized attr struct.
@@ -276,7 +293,7 @@ pub fn idmapped_tree(dir: &Path, pid: i32) -> Result<OwnedFd, IdMapError> {
     Ok(tree)
 }
 
-/// Attaches a detached mount (from [`idmapped_tree`]) at `target`.
+/// Attaches a detached mount (from [`detached_tree`]) at `target`.
 pub fn move_mount(tree: &OwnedFd, target: &Path) -> nix::Result<()> {
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
     let ctarget = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())

@@ -71,6 +71,10 @@ pub enum LaunchError {
     },
     #[error("the container's first process died during setup")]
     DiedDuringSetup,
+    #[error(
+        "joining the pid namespace of lab host process {0}: {1} (is the lab host still running?)"
+    )]
+    Nest(i32, nix::Error),
 }
 
 impl LaunchError {
@@ -164,8 +168,19 @@ pub fn launch(
     let mut timeline = Timeline::new();
     // Relative to the container's folder, which the child enters while it can.
     let ops = plan::rootfs_plan(spec, &LayerDirs::under(Path::new(".")));
-    let cgroup = ContainerCgroup::create(&spec.id, &spec.limits)?;
+    let cgroup = ContainerCgroup::create_in(
+        spec.nest.as_ref().map(|n| &n.cgroup),
+        &spec.id,
+        &spec.limits,
+    )?;
     timeline.mark("cgroup created, limits written");
+    if spec.nest.is_some() && cgroup.joins_itself() {
+        if let Err(e) = cgroup.allow_self_join(spec.idmap.base) {
+            let _ = cgroup.remove();
+            return Err(e.into());
+        }
+    }
+
     let started = start_in_cgroup(spec, container_dir, &ops, io, &cgroup, &mut timeline);
     match started {
         Ok((pid, pty_master)) => Ok(Started {
@@ -191,21 +206,16 @@ fn start_in_cgroup(
 ) -> Result<(Pid, Option<OwnedFd>), LaunchError> {
     let (parent_sock, child_sock) = SyncSocket::pair()?;
     let flags = plan::clone_flags();
-    // SAFETY: a raw clone without CLONE_VM behaves like fork(2): the child gets a copy of
-    // this (single-threaded) process and runs on a copy of our stack.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
+    let cloned = match &spec.nest {
+        None => {
+            raw_clone(flags.bits() as libc::c_ulong, std::ptr::null_mut()).map(|ret| (ret, None))
+        }
+        Some(nest) => clone_nested(flags, nest.host_pid, container_dir, &spec.idmap),
     };
-    if ret < 0 {
-        return Err(LaunchError::Clone(nix::Error::last()));
-    }
+    let ret = match cloned {
+        Ok((ret, _)) => ret,
+        Err(e) => return Err(e),
+    };
     if ret == 0 {
         drop(parent_sock);
         // The child's copy of the timeline shares the parent's monotonic clock.
@@ -228,20 +238,36 @@ fn start_in_cgroup(
         let _ = waitpid(pid, None);
         e
     };
-    if let Err(e) = idmap::write_maps(pid.as_raw(), &spec.idmap) {
-        return Err(fail(e.into()));
+    // (A nested container's helper wrote its maps already.)
+    if spec.nest.is_none() {
+        if let Err(e) = idmap::write_maps(pid.as_raw(), &spec.idmap) {
+            return Err(fail(e.into()));
+        }
     }
     timeline.mark(&format!(
         "write uid_map, gid_map: 0 {} {}",
         spec.idmap.base, spec.idmap.size
     ));
-    let image = match idmap::idmapped_tree(&spec.image_rootfs, pid.as_raw()) {
-        Ok(fd) => fd,
+    let mut trees = vec![];
+    match idmap::detached_tree(&spec.image_rootfs, Some(pid.as_raw()), true) {
+        Ok(fd) => trees.push(fd),
         Err(e) => return Err(fail(e.into())),
-    };
+    }
     timeline.mark("open_tree + mount_setattr: image idmapped into the range");
-    let sent = parent_sock.send(&SyncMsg::Mapped, Some(image.as_raw_fd()));
-    drop(image);
+    for b in &spec.binds {
+        match idmap::detached_tree(&b.source, None, b.readonly) {
+            Ok(fd) => trees.push(fd),
+            Err(e) => return Err(fail(e.into())),
+        }
+        timeline.mark(&format!(
+            "open_tree {} (bind to {})",
+            b.source.display(),
+            b.target
+        ));
+    }
+    let fds: Vec<RawFd> = trees.iter().map(|t| t.as_raw_fd()).collect();
+    let sent = parent_sock.send_fds(&SyncMsg::Mapped, &fds);
+    drop(trees);
     if let Err(e) = sent {
         return Err(fail(e.into()));
     }
@@ -426,12 +452,21 @@ fn child_setup(
         cgroup.join_self().map_err(step("cgroup"))?;
         steps.push(("echo 0 > tasks (join own cgroup)".into(), now()));
     }
-    nix::unistd::chdir(container_dir).map_err(step("chdir to the container's folder"))?;
-    let image = match sock.recv() {
-        Ok(Some((SyncMsg::Mapped, Some(fd)))) => fd,
+    // (A nested container inherited it from its helper, and can no longer get there by
+    // path.)
+    if spec.nest.is_none() {
+        nix::unistd::chdir(container_dir).map_err(step("chdir to the container's folder"))?;
+    }
+    let mut trees = match sock.recv_fds() {
+        Ok(Some((SyncMsg::Mapped, fds))) if !fds.is_empty() => fds,
         _ => return Err(step("sync")("parent went away before the uid maps")),
     };
+    let image = trees.remove(0);
     become_namespace_root().map_err(step("setresuid"))?;
+    // Not dumpable until execve: nothing in the container may open this process's /proc
+    // files while it runs gantry's code (CVE-2019-5736).
+    // SAFETY: plain prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     steps.push(("setresgid 0, setgroups [], setresuid 0".into(), now()));
     let root = ops
         .iter()
@@ -440,11 +475,12 @@ fn child_setup(
             _ => None,
         })
         .unwrap_or_default();
-    rootfs::apply(ops, &root, Some(&image), |op| {
+    rootfs::apply(ops, &root, Some(&image), &trees, |op| {
         steps.push((rootfs::describe(op, &root), now()))
     })
     .map_err(step("rootfs"))?;
     drop(image);
+    drop(trees);
     nix::unistd::sethostname(spec.hostname.as_str()).map_err(step("sethostname"))?;
     steps.push((format!("sethostname {}", spec.hostname.as_str()), now()));
     loopback_up().map_err(step("loopback"))?;
@@ -526,6 +562,189 @@ fn child_setup(
     crate::runtime::seccomp::install(&crate::runtime::seccomp::program())
         .map_err(step("seccomp"))?;
     exec(spec)
+}
+
+/// `clone(2)` as fork: returns 0 in the child, the child's pid (in the caller's pid
+/// namespace) in the parent. `pidfd` receives a pidfd when CLONE_PIDFD is in `flags`.
+fn raw_clone(flags: libc::c_ulong, pidfd: *mut libc::c_int) -> Result<i32, LaunchError> {
+    // SAFETY: a raw clone without CLONE_VM behaves like fork(2): the child gets a copy of
+    // this (single-threaded) process and runs on a copy of our stack.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            pidfd,
+            0usize,
+            0usize,
+        )
+    };
+    if ret < 0 {
+        return Err(LaunchError::Clone(nix::Error::last()));
+    }
+    Ok(ret as i32)
+}
+
+/// Clones a container whose pid namespace nests in the one of host process `host_pid`
+/// (a lab host's). The kernel creates a pid namespace only below the caller's *own*
+/// (setns(2) on a pid namespace changes where the caller's children go, and clone with
+/// CLONE_NEWPID then fails with EINVAL), so a short-lived helper does it:
+///
+/// ```text
+///  monitor: setns(lab host's pid ns), fork, setns(back)
+///            └──> helper (a process of the lab host's pid ns):
+///                 setns(lab host's user ns)
+///                 clone(CLONE_PARENT | CLONE_PIDFD | NEWUSER | NEWPID | ...) ──> container
+///                 sends the pidfd, exits
+/// ```
+///
+/// The helper joins the lab host's user namespace because the kernel wants a new pid
+/// namespace's owner to descend from its parent pid namespace's owner (else EINVAL):
+/// the container's user namespace is a child of the lab host's, as on a real host with
+/// nested containers. Only a process in the parent user namespace may write the maps,
+/// and a new user namespace's creator must have a uid mapped in its parent: so the helper
+/// becomes the lab host's root (the session range's first uid) before the clone, and
+/// writes the maps (identity, in lab host ids: the session's range again) itself.
+/// It enters the container's folder first, while it is still host root, for the
+/// container to inherit as its working directory.
+///
+/// CLONE_PARENT makes the monitor the container's parent (it waits for it, and the
+/// container's parent-death signal follows the monitor). The clone's return value is the
+/// pid *in the lab host's numbering*; the monitor learns the host's from the pidfd's
+/// fdinfo, which numbers by the reader's /proc.
+///
+/// Returns 0 in the container, its host pid in the monitor.
+fn clone_nested(
+    flags: CloneFlags,
+    host_pid: i32,
+    container_dir: &Path,
+    range: &idmap::IdRange,
+) -> Result<(i32, Option<OwnedFd>), LaunchError> {
+    use std::os::unix::net::UnixDatagram;
+    let nest_err = |e: nix::Error| LaunchError::Nest(host_pid, e);
+    let io_err = |e: std::io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let ns =
+        std::fs::File::open(format!("/proc/{host_pid}/ns/pid")).map_err(|e| nest_err(io_err(e)))?;
+    let userns = std::fs::File::open(format!("/proc/{host_pid}/ns/user"))
+        .map_err(|e| nest_err(io_err(e)))?;
+    let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| nest_err(io_err(e)))?;
+    let (mon_end, helper_end) = UnixDatagram::pair().map_err(|e| nest_err(io_err(e)))?;
+    nix::sched::setns(ns, CloneFlags::CLONE_NEWPID).map_err(nest_err)?;
+    // SAFETY: single-threaded caller; the helper only does plain syscalls before it
+    // exits.
+    let forked = unsafe { nix::unistd::fork() };
+    if !matches!(forked, Ok(nix::unistd::ForkResult::Child)) {
+        // Our own children go to our own pid namespace again.
+        nix::sched::setns(own, CloneFlags::CLONE_NEWPID).map_err(nest_err)?;
+    }
+    match forked.map_err(nest_err)? {
+        nix::unistd::ForkResult::Child => {
+            drop(mon_end);
+            let mut pidfd: libc::c_int = -1;
+            let identity = idmap::IdRange {
+                base: 0,
+                size: range.size,
+            };
+            let cloned = nix::unistd::chdir(container_dir)
+                .and_then(|_| nix::sched::setns(userns, CloneFlags::CLONE_NEWUSER))
+                .and_then(|_| become_namespace_root())
+                .map_err(nest_err)
+                .map(|_| {
+                    // Dumpable again (the uid change cleared it), so that the container's
+                    // /proc files belong to the lab host's root, who writes the maps.
+                    // SAFETY: plain prctl with integer arguments.
+                    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+                })
+                .and_then(|_| {
+                    raw_clone(
+                        (flags.bits() | libc::CLONE_PARENT | libc::CLONE_PIDFD) as libc::c_ulong,
+                        &mut pidfd,
+                    )
+                })
+                .and_then(|ret| {
+                    if ret == 0 {
+                        return Ok(0);
+                    }
+                    // SAFETY: the kernel stored a new descriptor there.
+                    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) };
+                    let host = pidfd_host_pid(&fd).ok_or(LaunchError::DiedDuringSetup)?;
+                    std::mem::forget(fd);
+                    idmap::write_maps(host, &identity)?;
+                    Ok(ret)
+                });
+            match cloned {
+                Ok(0) => return Ok((0, None)),
+                Ok(_) => {
+                    let fds = [pidfd];
+                    let _ = nix::sys::socket::sendmsg::<()>(
+                        helper_end.as_raw_fd(),
+                        &[std::io::IoSlice::new(b"k")],
+                        &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+                        nix::sys::socket::MsgFlags::empty(),
+                        None,
+                    );
+                }
+                Err(e) => {
+                    let _ = helper_end.send(e.to_string().as_bytes());
+                }
+            }
+            // SAFETY: leave without running the monitor's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(helper_end);
+            let mut buf = [0u8; 512];
+            let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let got = nix::sys::socket::recvmsg::<()>(
+                mon_end.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+            );
+            let mut pidfd: Option<OwnedFd> = None;
+            let mut len = 0;
+            if let Ok(msg) = got {
+                len = msg.bytes.min(512);
+                for c in msg.cmsgs().into_iter().flatten() {
+                    if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                        // SAFETY: the kernel just installed this descriptor for us.
+                        pidfd = fds
+                            .first()
+                            .map(|f| unsafe { std::os::fd::FromRawFd::from_raw_fd(*f) });
+                    }
+                }
+            }
+            let text = if pidfd.is_none() {
+                String::from_utf8_lossy(&buf[..len]).into_owned()
+            } else {
+                String::new()
+            };
+            let _ = waitpid(child, None);
+            let Some(pidfd) = pidfd else {
+                return Err(LaunchError::Setup {
+                    step: "clone into the lab host's pid namespace".into(),
+                    message: if text.is_empty() {
+                        "the helper died".into()
+                    } else {
+                        text
+                    },
+                    exit_code: EXIT_SETUP_FAILED,
+                });
+            };
+            let pid = pidfd_host_pid(&pidfd).ok_or(LaunchError::DiedDuringSetup)?;
+            Ok((pid, Some(pidfd)))
+        }
+    }
+}
+
+/// The pid a pidfd refers to, in the numbering of our /proc (the host's).
+fn pidfd_host_pid(pidfd: &OwnedFd) -> Option<i32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .filter(|p: &i32| *p > 0)
 }
 
 /// Becomes uid and gid 0 of the new user namespace (host ids `range.base`), with no
@@ -663,7 +882,8 @@ fn exec(spec: &ContainerSpec) -> Result<Never, StepError> {
     })
 }
 
-fn resolve(cmd: &str, path: &str) -> Option<String> {
+/// Finds `cmd` in the colon-separated `path` (as execvp does), or takes it as a path.
+pub(crate) fn resolve(cmd: &str, path: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     if cmd.contains('/') {
         return Some(cmd.to_string());

@@ -9,12 +9,14 @@
 //! - [`seccomp`]: the system call allowlist;
 //! - [`sync`]: the parent/child handshake over a socketpair;
 //! - [`launch`]: clone, join, build, exec;
+//! - [`exec`]: one more process in a running container (setns);
 //! - [`state`]: the container's folder in the state dir;
 //! - [`monitor`] and [`monitor_proto`]: the per-container monitor process and its frames;
 //! - [`client`]: talking to a monitor from the CLI.
 
 pub mod cgroups;
 pub mod client;
+pub mod exec;
 pub mod idmap;
 pub mod launch;
 pub mod monitor;

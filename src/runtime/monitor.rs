@@ -44,6 +44,9 @@ const BURST_BYTES: usize = 64 * 1024;
 const FLOOD_WINDOW: Duration = Duration::from_millis(5);
 const FLOOD_BYTES: usize = 512;
 const FLOOD_PAUSE: Duration = Duration::from_millis(1);
+/// Where the monitor leaves the container's last output when it exits.
+pub const OUTPUT_LOG: &str = "output.log";
+
 /// Reads smaller than this during a flood are "small pieces".
 const SMALL_READ: usize = 4 * 1024;
 /// While it floods, the container is in the idle scheduling class (see
@@ -146,6 +149,10 @@ pub fn main(paths: &Paths, id: &str) -> i32 {
     };
     let mut mon = Monitor::new(listener, started, output, input);
     let exit = mon.run();
+    // The scrollback outlives the monitor: `gantry logs` of an exited container, and a
+    // client that attached too late, read it here.
+    let (a, b) = mon.ring.as_slices();
+    let _ = std::fs::write(cd.dir.join(OUTPUT_LOG), [a, b].concat());
     st.exited(exit.exit_code, exit.oom_killed);
     let _ = cd.save(&st);
     let _ = std::fs::remove_file(&sock_path);

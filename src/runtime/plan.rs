@@ -54,9 +54,16 @@ pub enum MountOp {
         path: PathBuf,
     },
     /// Attach the image, idmapped by the parent into the container's id range (see
-    /// [`crate::runtime::idmap::idmapped_tree`]), at `target` with `move_mount(2)`.
+    /// [`crate::runtime::idmap::detached_tree`]), at `target` with `move_mount(2)`.
     AttachImage {
         target: PathBuf,
+    },
+    /// Attach bind mount number `index` of the spec (opened by the parent, passed by fd)
+    /// at `target`, creating the target (a file, or folders) first.
+    AttachBind {
+        index: usize,
+        target: PathBuf,
+        file: bool,
     },
     Symlink {
         target: String,
@@ -238,6 +245,13 @@ pub fn rootfs_plan(spec: &ContainerSpec, dirs: &LayerDirs) -> Vec<MountOp> {
             link: dev.join(link),
         });
     }
+    for (index, b) in spec.binds.iter().enumerate() {
+        ops.push(MountOp::AttachBind {
+            index,
+            target: crate::runtime::security::under(m, &b.target),
+            file: b.file,
+        });
+    }
     // Docker's masked and read-only paths (see runtime::security).
     for p in crate::runtime::security::MASKED {
         ops.push(MountOp::Mask {
@@ -281,6 +295,8 @@ mod tests {
             auto_remove: false,
             session: None,
             idmap: crate::runtime::idmap::IdRange::of_slot(0),
+            binds: vec![],
+            nest: None,
         }
     }
 

@@ -40,18 +40,20 @@ fn sys<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> Rootf
 /// be a symbolic link, so an image that ships `dev -> /proc/sys/kernel` or `mnt/x -> /`
 /// cannot redirect a mount, a mknod or a mkdir anywhere else.
 ///
-/// `image` is the idmapped image mount the parent made (for [`MountOp::AttachImage`]).
+/// `image` is the idmapped image mount the parent made (for [`MountOp::AttachImage`]),
+/// `binds` the bind mounts (for [`MountOp::AttachBind`]).
 pub fn apply(
     ops: &[MountOp],
     root: &Path,
     image: Option<&OwnedFd>,
+    binds: &[OwnedFd],
     mut done: impl FnMut(&MountOp),
 ) -> Result<(), RootfsError> {
     for op in ops {
         if let Some(target) = target_of(op) {
             refuse_symlinks(root, target)?;
         }
-        apply_one(op, image)?;
+        apply_one(op, image, binds)?;
         done(op);
     }
     Ok(())
@@ -66,6 +68,7 @@ fn target_of(op: &MountOp) -> Option<&Path> {
         MountOp::Mount { target, .. } => Some(target),
         MountOp::Symlink { link, .. } => Some(link),
         MountOp::AttachImage { target } => Some(target),
+        MountOp::AttachBind { target, .. } => Some(target),
         MountOp::MakeRootPrivate | MountOp::PivotRoot { .. } => None,
     }
 }
@@ -109,6 +112,7 @@ pub fn describe(op: &MountOp, root: &Path) -> String {
         MountOp::AttachImage { target } => {
             format!("move_mount idmapped image {}", rel(target))
         }
+        MountOp::AttachBind { target, .. } => format!("move_mount bind {}", rel(target)),
         MountOp::Symlink { target, link } => format!("ln -s {target} {}", rel(link)),
         MountOp::Mask { path, .. } => format!("mask {}", rel(path)),
         MountOp::ReadOnly { path } => format!("mount -o remount,bind,ro {}", rel(path)),
@@ -116,7 +120,7 @@ pub fn describe(op: &MountOp, root: &Path) -> String {
     }
 }
 
-fn apply_one(op: &MountOp, image: Option<&OwnedFd>) -> Result<(), RootfsError> {
+fn apply_one(op: &MountOp, image: Option<&OwnedFd>, binds: &[OwnedFd]) -> Result<(), RootfsError> {
     match op {
         MountOp::MakeRootPrivate => mount(
             None::<&str>,
@@ -175,6 +179,38 @@ fn apply_one(op: &MountOp, image: Option<&OwnedFd>) -> Result<(), RootfsError> {
                 op: "attach image",
                 path: target.display().to_string(),
                 source: nix::Error::EBADF,
+            })?;
+            crate::runtime::idmap::move_mount(tree, target).map_err(sys("move_mount", target))
+        }
+        MountOp::AttachBind {
+            index,
+            target,
+            file,
+        } => {
+            let tree = binds.get(*index).ok_or(RootfsError::Sys {
+                op: "attach bind",
+                path: target.display().to_string(),
+                source: nix::Error::EBADF,
+            })?;
+            let created = if *file {
+                target
+                    .parent()
+                    .map(std::fs::create_dir_all)
+                    .unwrap_or(Ok(()))
+                    .and_then(|_| {
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .truncate(false)
+                            .open(target)
+                            .map(drop)
+                    })
+            } else {
+                std::fs::create_dir_all(target)
+            };
+            created.map_err(|source| RootfsError::Mkdir {
+                path: target.display().to_string(),
+                source,
             })?;
             crate::runtime::idmap::move_mount(tree, target).map_err(sys("move_mount", target))
         }

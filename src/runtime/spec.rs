@@ -302,6 +302,38 @@ pub struct ContainerSpec {
     pub session: Option<String>,
     /// The host ids the container's user namespace maps its ids 0..65536 to.
     pub idmap: crate::runtime::idmap::IdRange,
+    /// Host files and folders bound into the container.
+    #[serde(default)]
+    pub binds: Vec<Bind>,
+    /// Set when the container is started from a lab host and nests inside it.
+    #[serde(default)]
+    pub nest: Option<Nest>,
+}
+
+/// A host file or folder bound into the container (`-v /host:/path[:ro]`). The runtime
+/// opens `source` on the host side and hands the mount to the container, so the
+/// container never needs to reach the host path itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bind {
+    pub source: std::path::PathBuf,
+    /// Absolute path inside the container.
+    pub target: String,
+    pub readonly: bool,
+    /// `source` is a file (or socket), not a folder.
+    pub file: bool,
+}
+
+/// A container started from a session's lab host: its pid namespace is a child of the
+/// lab host's (the lab host sees its processes, as a host sees its containers'), and its
+/// cgroup sits below the lab host's (the session's budget covers it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nest {
+    /// The lab host's container id.
+    pub host: String,
+    /// The lab host's first process (pid on the real host).
+    pub host_pid: i32,
+    /// The lab host's cgroup.
+    pub cgroup: crate::runtime::cgroups::CgroupPlacement,
 }
 
 /// A fresh container id: 12 lowercase hex digits, like Docker's short ids.
@@ -418,6 +450,8 @@ mod tests {
             auto_remove: false,
             session: None,
             idmap: crate::runtime::idmap::IdRange::of_slot(0),
+            binds: vec![],
+            nest: None,
         };
         let env = spec.effective_env();
         assert_eq!(env.iter().filter(|(k, _)| k == "HOME").count(), 1);

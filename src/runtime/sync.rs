@@ -47,6 +47,8 @@ pub enum SyncError {
 pub struct SyncSocket(OwnedFd);
 
 const MAX_MSG: usize = 16 * 1024;
+/// Most descriptors one message carries (the image and a container's bind mounts).
+pub const MAX_FDS: usize = 8;
 
 impl SyncSocket {
     pub fn pair() -> Result<(SyncSocket, SyncSocket), SyncError> {
@@ -61,16 +63,15 @@ impl SyncSocket {
     }
 
     pub fn send(&self, msg: &SyncMsg, fd: Option<RawFd>) -> Result<(), SyncError> {
+        self.send_fds(msg, fd.as_slice())
+    }
+
+    /// Sends a message with any number of descriptors (up to [`MAX_FDS`]).
+    pub fn send_fds(&self, msg: &SyncMsg, fds: &[RawFd]) -> Result<(), SyncError> {
         let body = serde_json::to_vec(msg).expect("sync messages always serialise");
         let iov = [IoSlice::new(&body)];
-        let fds;
-        let cmsgs: &[ControlMessage] = match fd {
-            Some(f) => {
-                fds = [f];
-                &[ControlMessage::ScmRights(&fds)]
-            }
-            None => &[],
-        };
+        let rights = [ControlMessage::ScmRights(fds)];
+        let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
         sendmsg::<()>(self.0.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)
             .map_err(SyncError::Send)?;
         Ok(())
@@ -78,9 +79,16 @@ impl SyncSocket {
 
     /// Receives one message; `Ok(None)` is EOF (the peer exec'd or died).
     pub fn recv(&self) -> Result<Option<(SyncMsg, Option<OwnedFd>)>, SyncError> {
+        Ok(self
+            .recv_fds()?
+            .map(|(msg, fds)| (msg, fds.into_iter().next())))
+    }
+
+    /// Receives one message with all the descriptors that came with it, in order.
+    pub fn recv_fds(&self) -> Result<Option<(SyncMsg, Vec<OwnedFd>)>, SyncError> {
         let mut buf = vec![0u8; MAX_MSG];
-        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-        let (n, fd) = {
+        let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let (n, fds) = {
             let mut iov = [IoSliceMut::new(&mut buf)];
             let msg = loop {
                 match recvmsg::<()>(
@@ -93,25 +101,22 @@ impl SyncSocket {
                     r => break r.map_err(SyncError::Recv)?,
                 }
             };
-            let mut fd = None;
+            let mut got = vec![];
             for c in msg.cmsgs().map_err(SyncError::Recv)? {
                 if let ControlMessageOwned::ScmRights(fds) = c {
                     for f in fds {
                         // SAFETY: the kernel just installed this descriptor for us.
-                        let owned = unsafe { OwnedFd::from_raw_fd(f) };
-                        if fd.is_none() {
-                            fd = Some(owned);
-                        }
+                        got.push(unsafe { OwnedFd::from_raw_fd(f) });
                     }
                 }
             }
-            (msg.bytes, fd)
+            (msg.bytes, got)
         };
         if n == 0 {
             return Ok(None);
         }
         let msg = serde_json::from_slice(&buf[..n]).map_err(SyncError::Decode)?;
-        Ok(Some((msg, fd)))
+        Ok(Some((msg, fds)))
     }
 }
 

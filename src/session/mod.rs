@@ -6,6 +6,8 @@
 //! when idle longer than the idle timeout, when older than the maximum lifetime, or when
 //! their shell exits.
 
+pub mod labhost;
+
 use crate::config::Paths;
 use crate::image::ImageStore;
 use crate::observe::namespaces::{self, NamespaceRow};
@@ -36,6 +38,8 @@ pub enum SessionError {
     Ended(String),
     #[error("starting the session's container: {0}")]
     Start(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -90,6 +94,7 @@ pub struct SessionView {
     pub exit_code: Option<i32>,
     pub terminal_url: String,
     pub page_url: String,
+    pub lab: Option<String>,
 }
 
 /// The live panel's data.
@@ -151,6 +156,7 @@ impl Sessions {
             exit_code: s.exit_code,
             terminal_url: format!("/api/v1/sessions/{}/terminal", s.id),
             page_url: format!("/sessions/{}", s.id),
+            lab: s.lab.clone(),
         }
     }
 
@@ -170,9 +176,14 @@ impl Sessions {
         }
     }
 
-    /// Starts a session with a shell in `image` (default busybox).
-    pub async fn create(&self, image: Option<&str>) -> Result<Created, SessionError> {
-        let image = ImageName::parse(image.unwrap_or(crate::image::DEFAULT_IMAGE))
+    /// Starts a session: its lab host, a shell in `image` (default: the lab host image,
+    /// busybox with the `gantry` CLI), prepared for `lab` if given.
+    pub async fn create(
+        &self,
+        image: Option<&str>,
+        lab: Option<&str>,
+    ) -> Result<Created, SessionError> {
+        let image = ImageName::parse(image.unwrap_or(crate::image::LABHOST_IMAGE))
             .map_err(|e| SessionError::BadRequest(e.to_string()))?;
         let image_rootfs = self
             .images
@@ -185,26 +196,7 @@ impl Sessions {
             .ids
             .allocate(&Owner::Session(id.clone()))
             .map_err(|e| SessionError::Start(e.to_string()))?;
-        let spec = ContainerSpec {
-            id: container_id.clone(),
-            name: None,
-            image: image.clone(),
-            image_rootfs,
-            command: vec!["/bin/sh".into()],
-            env: vec![EnvVar {
-                key: "PS1".into(),
-                value: "\\u@\\h:\\w\\$ ".into(),
-            }],
-            hostname: Hostname::parse(&container_id).expect("ids are valid hostnames"),
-            workdir: "/root".into(),
-            tty: true,
-            interactive: true,
-            limits: self.cfg.limits,
-            network: NetworkMode::None,
-            auto_remove: false,
-            session: Some(id.clone()),
-            idmap,
-        };
+        let spec = self.labhost_spec(&id, &container_id, image.clone(), image_rootfs, idmap);
         if let Err(e) = self.start_container(&spec).await {
             self.ids.release(&Owner::Session(id.clone()));
             return Err(e);
@@ -222,6 +214,7 @@ impl Sessions {
             ended_at: None,
             end_reason: None,
             exit_code: None,
+            lab: lab.map(str::to_string),
         };
         if let Err(e) = self.store.insert_session(&row) {
             self.stop_container(&row.container_id).await;
@@ -246,7 +239,7 @@ impl Sessions {
         Ok(Seat(&self.starting))
     }
 
-    async fn start_container(&self, spec: &ContainerSpec) -> Result<(), SessionError> {
+    pub(crate) async fn start_container(&self, spec: &ContainerSpec) -> Result<(), SessionError> {
         let cd = ContainerDir::create(&self.paths, spec)
             .map_err(|e| SessionError::Start(e.to_string()))?;
         let cmd = monitor_command(&self.cfg.helper_exe, &self.paths, &spec.id);
@@ -302,7 +295,7 @@ impl Sessions {
     }
 
     /// Stops a container through its monitor (SIGKILL) and removes its folder.
-    async fn stop_container(&self, container_id: &str) {
+    pub(crate) async fn stop_container(&self, container_id: &str) {
         let cd = ContainerDir::new(&self.paths, container_id);
         // Blocking socket and file work: off the async workers.
         let _ = tokio::task::spawn_blocking(move || {
@@ -312,9 +305,12 @@ impl Sessions {
         .await;
     }
 
-    /// Ends a session: kills its container and marks it ended.
+    /// Ends a session: kills its containers and its lab host and marks it ended.
     pub async fn end(&self, row: &SessionRow, reason: &str) -> Result<(), SessionError> {
         let code = self.container(row).state().ok().and_then(|s| s.exit_code);
+        for cd in self.nested(row) {
+            self.stop_container(&cd.id).await;
+        }
         self.stop_container(&row.container_id).await;
         self.store
             .end_session(&row.id, reason, code, state::now())?;

@@ -36,6 +36,8 @@ pub struct SessionRow {
     pub ended_at: Option<i64>,
     pub end_reason: Option<String>,
     pub exit_code: Option<i32>,
+    /// The lab the session was started for, if any.
+    pub lab: Option<String>,
 }
 
 pub struct Store {
@@ -57,6 +59,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     exit_code    INTEGER
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
+CREATE TABLE IF NOT EXISTS progress (
+    session_id TEXT NOT NULL,
+    step       INTEGER NOT NULL,
+    passed_at  INTEGER NOT NULL,
+    PRIMARY KEY (session_id, step)
+);
 ";
 
 fn row(r: &Row) -> rusqlite::Result<SessionRow> {
@@ -72,10 +80,11 @@ fn row(r: &Row) -> rusqlite::Result<SessionRow> {
         ended_at: r.get(8)?,
         end_reason: r.get(9)?,
         exit_code: r.get(10)?,
+        lab: r.get(11)?,
     })
 }
 
-const COLUMNS: &str = "id, token, image, container_id, state, created_at, last_active, expires_at, ended_at, end_reason, exit_code";
+const COLUMNS: &str = "id, token, image, container_id, state, created_at, last_active, expires_at, ended_at, end_reason, exit_code, lab";
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -89,6 +98,20 @@ impl Store {
         )
         .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        // Databases from before labs: add the column (SQLite has no ADD COLUMN IF NOT
+        // EXISTS, so look first).
+        let has_lab: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'lab'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(open_err)?
+            > 0;
+        if !has_lab {
+            conn.execute_batch("ALTER TABLE sessions ADD COLUMN lab TEXT")
+                .map_err(open_err)?;
+        }
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -102,7 +125,7 @@ impl Store {
 
     pub fn insert_session(&self, s: &SessionRow) -> Result<(), StoreError> {
         self.conn().execute(
-            &format!("INSERT INTO sessions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            &format!("INSERT INTO sessions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
             params![
                 s.id,
                 s.token,
@@ -114,10 +137,29 @@ impl Store {
                 s.expires_at,
                 s.ended_at,
                 s.end_reason,
-                s.exit_code
+                s.exit_code,
+                s.lab
             ],
         )?;
         Ok(())
+    }
+
+    /// Records that step `step` of the session's lab passed (the first time counts).
+    pub fn step_passed(&self, session: &str, step: u32, at: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO progress (session_id, step, passed_at) VALUES (?1, ?2, ?3)",
+            params![session, step, at],
+        )?;
+        Ok(())
+    }
+
+    /// The steps of the session's lab that have passed, in order.
+    pub fn passed_steps(&self, session: &str) -> Result<Vec<u32>, StoreError> {
+        let conn = self.conn();
+        let mut st =
+            conn.prepare("SELECT step FROM progress WHERE session_id = ?1 ORDER BY step")?;
+        let rows = st.query_map([session], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
@@ -191,6 +233,7 @@ mod tests {
             ended_at: None,
             end_reason: None,
             exit_code: None,
+            lab: None,
         }
     }
 

@@ -13,6 +13,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     pub image: Option<String>,
+    /// Start the session prepared for this lab (its id in the catalog).
+    pub lab: Option<String>,
 }
 
 /// Parses an optional JSON body with a message that says what is wrong.
@@ -44,7 +46,8 @@ pub async fn create_session(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body: CreateSession = parse_body(&body)?;
-    let (created, cookie) = start_session(&state, &req, body.image.as_deref()).await?;
+    let (created, cookie) =
+        start_session(&state, &req, body.image.as_deref(), body.lab.as_deref()).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             "Location",
@@ -60,10 +63,11 @@ pub(super) async fn start_session(
     state: &AppState,
     req: &HttpRequest,
     image: Option<&str>,
+    lab: Option<&str>,
 ) -> Result<(Created, actix_web::cookie::Cookie<'static>), ApiError> {
     auth::same_origin(req)?;
     state.admit_client(req)?;
-    let created = state.sessions.create(image).await?;
+    let created = state.sessions.create(image, lab).await?;
     let max_age = created.session.expires_at - created.session.created_at;
     let cookie = auth::session_cookie(&created.token, max_age);
     Ok((created, cookie))

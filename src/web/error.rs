@@ -31,6 +31,7 @@ impl ApiError {
                 SessionError::Full(_) => StatusCode::TOO_MANY_REQUESTS,
                 SessionError::BadRequest(_) => StatusCode::BAD_REQUEST,
                 SessionError::Ended(_) => StatusCode::GONE,
+                SessionError::Conflict(_) => StatusCode::CONFLICT,
                 SessionError::Start(_) | SessionError::Store(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }

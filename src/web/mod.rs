@@ -5,6 +5,8 @@
 //! - [`terminal`]: the terminal WebSocket;
 //! - [`pages`]: the landing and session pages;
 //! - [`assets`]: embedded static files;
+//! - [`lab_api`]: `/lab/v1/...`, the API a lab host's `gantry` CLI talks to over a unix
+//!   socket;
 //! - [`auth`]: where a request's session token is, and the Origin check;
 //! - [`ratelimit`]: session creations per client;
 //! - [`error`]: errors that know their status code.
@@ -13,6 +15,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod error;
+pub mod lab_api;
 pub mod pages;
 pub mod ratelimit;
 pub mod terminal;
@@ -128,7 +131,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(terminal::open_terminal),
                 )
                 .default_service(web::to(api::not_found)),
-        );
+        )
+        .configure(lab_api::routes);
 }
 
 /// `gantry serve`: prepares the data dir, finds surviving sessions, serves.
@@ -159,6 +163,7 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
         },
         helper_exe: std::env::current_exe().context("finding the gantry binary")?,
     };
+    let lab_socket = prepare_lab_socket(&paths.api_dir())?;
     let sessions = Arc::new(Sessions::new(paths, store, cfg));
 
     actix_web::rt::System::new().block_on(async move {
@@ -182,9 +187,18 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
             // Terminals send small packets both ways: without TCP_NODELAY, Nagle's algorithm
             // holds a second small write until the first is acknowledged (delayed ACKs make
             // that up to 40 ms).
-            .on_connect(|conn, _| {
+            .on_connect(|conn, ext| {
                 if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
                     let _ = tcp.set_nodelay(true);
+                }
+                // Lab hosts: who is calling, in the kernel's words (see lab_api).
+                if let Some(unix) = conn.downcast_ref::<actix_web::rt::net::UnixStream>() {
+                    if let Ok(cred) = unix.peer_cred() {
+                        ext.insert(lab_api::LabPeer {
+                            uid: cred.uid(),
+                            pid: cred.pid(),
+                        });
+                    }
                 }
             })
             .workers(args.workers)
@@ -200,10 +214,31 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
             // Tests and scripts read this line to find the port.
             println!("gantry listening on http://{addr}");
         }
+        // (listen_uds, not bind_uds: only listen_uds runs on_connect for its connections.)
+        let lab_listener = std::os::unix::net::UnixListener::bind(&lab_socket)
+            .with_context(|| format!("listening on {}", lab_socket.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&lab_socket, std::fs::Permissions::from_mode(0o666))?;
+        }
+        let server = server.listen_uds(lab_listener)?;
         let _ = std::io::stdout().flush();
         server.run().await.context("serving")?;
         Ok(0)
     })
+}
+
+/// Prepares the lab API's socket path: a folder anyone may enter (lab hosts run as
+/// unprivileged host uids), with any socket left by a previous run removed. The socket
+/// itself is made connectable by anyone once bound; the peer's uid decides what it may
+/// do (see [`lab_api`]).
+fn prepare_lab_socket(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let sock = dir.join(crate::config::API_SOCKET_NAME);
+    let _ = std::fs::remove_file(&sock);
+    Ok(sock)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub async fn start_session(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
-    let (created, cookie) = super::api::start_session(&state, &req, None).await?;
+    let (created, cookie) = super::api::start_session(&state, &req, None, None).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header(("Location", format!("/sessions/{}", created.session.id)))
         .cookie(cookie)

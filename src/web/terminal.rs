@@ -88,22 +88,38 @@ pub async fn open_terminal(
     super::auth::same_origin(&req)?;
     let row = super::api::authorized(&state, &req, &id)?;
     let row = state.sessions.refresh(row)?;
+    let cd = state.sessions.container(&row);
+    open_for(&state, &req, body, &row, &cd).await
+}
+
+/// Bridges a WebSocket to the monitor of container `cd` of session `row` (the session's
+/// lab host, or a container nested in it).
+pub async fn open_for(
+    state: &AppState,
+    req: &HttpRequest,
+    body: web::Payload,
+    row: &crate::store::SessionRow,
+    cd: &crate::runtime::state::ContainerDir,
+) -> Result<HttpResponse, ApiError> {
     let monitor = if row.state == "running" {
-        tokio::net::UnixStream::connect(state.sessions.container(&row).socket_path())
-            .await
-            .ok()
+        tokio::net::UnixStream::connect(cd.socket_path()).await.ok()
     } else {
         None
     };
     let (resp, ws, stream) =
-        actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        actix_ws::handle(req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let Some(monitor) = monitor else {
         // Upgrade, then close with a reason: a browser sees the code (an HTTP error
         // before the upgrade would only show up as 1006) and stops reconnecting.
+        let why = if cd.id == row.container_id {
+            SessionError::Ended(row.id.clone()).to_string()
+        } else {
+            format!("container {} is not running", cd.id)
+        };
         let _ = ws
             .close(Some(CloseReason {
                 code: CloseCode::Other(4404),
-                description: Some(SessionError::Ended(row.id.clone()).to_string()),
+                description: Some(why),
             }))
             .await;
         return Ok(resp);

@@ -1,0 +1,316 @@
+//! The lab API: what the `gantry` CLI inside a lab host talks to, over the unix socket
+//! bound into it (`/lab/v1/...`). It is the course's client/daemon architecture — a
+//! client sending REST requests to a daemon over a socket — and it is scoped: every
+//! request acts on the session whose lab host made it.
+//!
+//! Who is calling is not a token but the kernel's word: the socket's peer credentials
+//! (`SO_PEERCRED`, see unix(7)) give the caller's host uid, which falls in exactly one
+//! session's uid range. Requests over TCP carry no peer credentials and are refused.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::session::labhost::{nspid, RunRequest};
+use crate::session::SessionError;
+use crate::store::SessionRow;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The peer of a unix-socket connection, recorded when it connects.
+#[derive(Debug, Clone, Copy)]
+pub struct LabPeer {
+    pub uid: u32,
+    pub pid: Option<i32>,
+}
+
+/// The session of the lab host on the other end of the socket.
+fn session_of(state: &AppState, req: &HttpRequest) -> Result<SessionRow, ApiError> {
+    let peer = req.conn_data::<LabPeer>().ok_or_else(|| {
+        ApiError::Forbidden("the lab API answers only inside a lab host, on its unix socket".into())
+    })?;
+    let row = state.sessions.by_peer_uid(peer.uid).map_err(|e| match e {
+        SessionError::Unauthorized => ApiError::Forbidden(
+            "this socket serves lab hosts only, and the caller is not in one".into(),
+        ),
+        other => other.into(),
+    })?;
+    state.sessions.touch(&row.id);
+    Ok(row)
+}
+
+fn blocking_err(e: actix_web::error::BlockingError) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let sessions = state.sessions.clone();
+    let all = q.all;
+    let views = web::block(move || {
+        let mut v: Vec<_> = sessions
+            .nested(&row)
+            .iter()
+            .filter_map(|cd| sessions.nested_view(cd))
+            .filter(|v| all || v.status == "running")
+            .collect();
+        v.sort_by_key(|v| v.created_at);
+        v
+    })
+    .await
+    .map_err(blocking_err)?;
+    Ok(HttpResponse::Ok().json(views))
+}
+
+pub async fn run(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let run: RunRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the run request is not valid: {e}")))?;
+    let cd = state.sessions.run_nested(&row, &run).await?;
+    let view = state.sessions.nested_view(&cd);
+    Ok(HttpResponse::Created().json(view))
+}
+
+pub async fn inspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let sessions = state.sessions.clone();
+    let host_pid = sessions.container(&row).state().ok().and_then(|s| s.pid);
+    let out = web::block(move || -> Result<serde_json::Value, ApiError> {
+        let cd = sessions.find_nested(&row, &key)?;
+        let spec = cd.spec().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let view = sessions.nested_view(&cd);
+        let st = cd.state().ok();
+        let pid = view.as_ref().and_then(|v| v.pid);
+        let cgroup = st
+            .as_ref()
+            .and_then(|s| s.cgroup.clone())
+            .filter(|_| pid.is_some())
+            .map(|p| crate::runtime::cgroups::ContainerCgroup::open(&p));
+        Ok(serde_json::json!({
+            "id": cd.id,
+            "name": spec.name,
+            "image": spec.image,
+            "command": spec.command,
+            "hostname": spec.hostname,
+            "state": view,
+            "pids": {
+                "host": pid,
+                "labhost": pid.and_then(|p| nspid(p, 1)),
+                "container": pid.and_then(|p| nspid(p, 2)),
+            },
+            "limits": spec.limits,
+            "idmap": {
+                "uid_map": spec.idmap.map_line().trim(),
+                "gid_map": spec.idmap.map_line().trim(),
+            },
+            "namespaces": pid.map(|p| crate::observe::namespaces::compare_with(
+                p,
+                &host_pid.map(|h| h.to_string()).unwrap_or_else(|| "self".into()),
+            )),
+            "cgroup": cgroup.as_ref().map(|c| c.stats()),
+            "paused": cgroup.as_ref().is_some_and(|c| c.frozen()),
+            "network": {"mode": "none", "interfaces": ["lo"]},
+        }))
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[derive(Deserialize, Default)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+    q: web::Query<RemoveQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let cd = state.sessions.find_nested(&row, &key)?;
+    let id = cd.id.clone();
+    state.sessions.remove_nested(cd, q.force).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": id })))
+}
+
+pub async fn logs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let cd = state.sessions.find_nested(&row, &key)?;
+    let out = state.sessions.logs(&cd).await;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(out))
+}
+
+pub async fn stats(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let cd = state.sessions.find_nested(&row, &key)?;
+    let st = cd
+        .state()
+        .ok()
+        .filter(crate::runtime::state::container_alive)
+        .ok_or_else(|| {
+            ApiError::Session(SessionError::Conflict(format!(
+                "container {key} is not running"
+            )))
+        })?;
+    let placement = st
+        .cgroup
+        .ok_or_else(|| ApiError::Internal("a running container without a cgroup".into()))?;
+    let stats = web::block(move || {
+        let cg = crate::runtime::cgroups::ContainerCgroup::open(&placement);
+        serde_json::json!({ "cgroup": cg.stats(), "paused": cg.frozen() })
+    })
+    .await
+    .map_err(blocking_err)?;
+    Ok(HttpResponse::Ok().json(stats))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    command: Vec<String>,
+    /// Seconds before the command is killed (default 60, at most 3600).
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+}
+
+pub async fn exec(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let body: ExecRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the exec request is not valid: {e}")))?;
+    let cd = state.sessions.find_nested(&row, &key)?;
+    let timeout = Duration::from_secs(body.timeout_secs.unwrap_or(60).clamp(1, 3600));
+    let result = state.sessions.exec(&cd, &body.command, timeout).await?;
+    Ok(HttpResponse::Ok().json(result))
+}
+
+async fn set_paused(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: String,
+    paused: bool,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let cd = state.sessions.find_nested(&row, &key)?;
+    state.sessions.set_paused(&cd, paused)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": cd.id, "paused": paused })))
+}
+
+pub async fn pause(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_paused(state, req, key.into_inner(), true).await
+}
+
+pub async fn unpause(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_paused(state, req, key.into_inner(), false).await
+}
+
+/// Waits for the container to exit (at most an hour) and says how it ended.
+pub async fn wait(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let cd = state.sessions.find_nested(&row, &key)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    loop {
+        let st = cd.state().map_err(|e| ApiError::NotFound(e.to_string()))?;
+        if !st.is_live() {
+            let mut st = st;
+            crate::runtime::state::reap_if_orphaned(&cd, &mut st);
+            return Ok(HttpResponse::Ok().json(serde_json::json!({
+                "exit_code": st.exit_code,
+                "oom_killed": st.oom_killed,
+            })));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(ApiError::Session(SessionError::Conflict(
+                "still running after an hour".into(),
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The terminal of a nested container: the same WebSocket protocol as a session's.
+pub async fn attach(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let cd = state.sessions.find_nested(&row, &key)?;
+    super::terminal::open_for(&state, &req, body, &row, &cd).await
+}
+
+pub async fn images(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    session_of(&state, &req)?;
+    let images = crate::image::ImageStore::new(&state.sessions.paths).list();
+    Ok(HttpResponse::Ok().json(images))
+}
+
+/// Registers `/lab/v1`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/lab/v1")
+            .route("/containers", web::get().to(list))
+            .route("/containers", web::post().to(run))
+            .route("/containers/{key}", web::get().to(inspect))
+            .route("/containers/{key}", web::delete().to(remove))
+            .route("/containers/{key}/logs", web::get().to(logs))
+            .route("/containers/{key}/stats", web::get().to(stats))
+            .route("/containers/{key}/exec", web::post().to(exec))
+            .route("/containers/{key}/pause", web::post().to(pause))
+            .route("/containers/{key}/unpause", web::post().to(unpause))
+            .route("/containers/{key}/wait", web::get().to(wait))
+            .route("/containers/{key}/attach", web::get().to(attach))
+            .route("/images", web::get().to(images))
+            .default_service(web::to(super::api::not_found)),
+    );
+}
