@@ -139,6 +139,17 @@ impl Timeline {
         self.steps.sort_by_key(|(_, d)| *d);
     }
 
+    /// The steps as (what, milliseconds since the start), for `trace.json`.
+    pub fn entries(&self) -> Vec<TraceEntry> {
+        self.steps
+            .iter()
+            .map(|(s, d)| TraceEntry {
+                step: s.clone(),
+                ms: d.as_secs_f64() * 1000.0,
+            })
+            .collect()
+    }
+
     /// One line per step: cumulative milliseconds and the step.
     pub fn render(&self) -> String {
         self.steps
@@ -147,6 +158,16 @@ impl Timeline {
             .collect()
     }
 }
+
+/// One step of a launch as saved in the container's `trace.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TraceEntry {
+    pub step: String,
+    pub ms: f64,
+}
+
+/// Where the monitor saves the launch's steps.
+pub const TRACE_FILE: &str = "trace.json";
 
 impl Default for Timeline {
     fn default() -> Self {
@@ -305,9 +326,14 @@ fn start_in_cgroup(
     if let Err(e) = parent_sock.send(&SyncMsg::Go, None) {
         return Err(fail(e.into()));
     }
-    match parent_sock.recv() {
+    let mut reply = parent_sock.recv();
+    if let Ok(Some((SyncMsg::Exec { steps }, _))) = reply {
+        timeline.merge_child(steps);
+        reply = parent_sock.recv();
+    }
+    match reply {
         Ok(None) => {
-            timeline.mark("child exec'd the command");
+            timeline.mark(&format!("child: execve {}", spec.command.join(" ")));
             Ok((pid, pty_master))
         }
         Ok(Some((
@@ -506,8 +532,10 @@ fn child_setup(
         Ok(Some((SyncMsg::Go, _))) => {}
         _ => return Err(step("sync")("parent went away before go")),
     }
+    let mut steps: Vec<(String, u64)> = Vec::new();
     // Now that we are in our own cgroup, a cgroup namespace rooted there.
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(step("unshare cgroup"))?;
+    steps.push(("unshare(CLONE_NEWCGROUP)".into(), now()));
 
     match io {
         ChildIo::Pty => {
@@ -522,6 +550,10 @@ fn child_setup(
             for fd in 0..3 {
                 dup_onto(slave.as_raw_fd(), fd).map_err(step("dup2"))?;
             }
+            steps.push((
+                "setsid, ioctl(TIOCSCTTY), dup2 pty onto 0 1 2".into(),
+                now(),
+            ));
         }
         ChildIo::Fds {
             stdin,
@@ -536,8 +568,16 @@ fn child_setup(
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     limit_open_files().map_err(step("setrlimit"))?;
+    steps.push((
+        format!("setrlimit(RLIMIT_NOFILE, {})", crate::runtime::spec::NOFILE),
+        now(),
+    ));
     crate::runtime::security::drop_privileges(crate::runtime::security::default_cap_mask())
         .map_err(step("capabilities"))?;
+    steps.push((
+        "capset: keep Docker's 14 capabilities, prctl(PR_SET_NO_NEW_PRIVS)".into(),
+        now(),
+    ));
     // Only 0, 1 and 2 cross into the container: whatever else we inherited without
     // close-on-exec (a caller's pipes, a jobserver's fds) is closed by execve
     // (CVE-2024-21626 leaked a host directory this way). close_range(2), Linux 5.11.
@@ -558,9 +598,22 @@ fn child_setup(
         message: format!("working directory {}: {e}", spec.workdir),
         exit_code: EXIT_CANNOT_EXECUTE,
     })?;
+    steps.push((
+        format!("close_range(3, ~0, CLOEXEC), chdir {}", spec.workdir),
+        now(),
+    ));
     // Last: from here on only the allowlist's system calls work (execve is one).
-    crate::runtime::seccomp::install(&crate::runtime::seccomp::program())
-        .map_err(step("seccomp"))?;
+    let filter = crate::runtime::seccomp::program();
+    crate::runtime::seccomp::install(&filter).map_err(step("seccomp"))?;
+    steps.push((
+        format!(
+            "seccomp(SET_MODE_FILTER): {}-instruction allowlist",
+            filter.len()
+        ),
+        now(),
+    ));
+    // (The socket is close-on-exec: after this, the parent reads EOF once execve works.)
+    let _ = sock.send(&SyncMsg::Exec { steps }, None);
     exec(spec)
 }
 

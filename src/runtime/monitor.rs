@@ -129,6 +129,10 @@ pub fn main(paths: &Paths, id: &str) -> i32 {
             std::process::exit(1);
         }
     };
+    let _ = std::fs::write(
+        cd.dir.join(launch::TRACE_FILE),
+        serde_json::to_vec(&started.timeline.entries()).unwrap_or_default(),
+    );
     let mut st =
         ContainerState::running(&spec.id, started.pid.as_raw(), started.cgroup.placement());
     let _ = cd.save(&st);
@@ -148,13 +152,15 @@ pub fn main(paths: &Paths, id: &str) -> i32 {
         None => (output, input),
     };
     let mut mon = Monitor::new(listener, started, output, input);
-    let exit = mon.run();
-    // The scrollback outlives the monitor: `gantry logs` of an exited container, and a
-    // client that attached too late, read it here.
-    let (a, b) = mon.ring.as_slices();
-    let _ = std::fs::write(cd.dir.join(OUTPUT_LOG), [a, b].concat());
-    st.exited(exit.exit_code, exit.oom_killed);
-    let _ = cd.save(&st);
+    let record_dir = cd.clone();
+    mon.on_exit = Some(Box::new(move |exit: &ExitInfo, scrollback: &[u8]| {
+        // The scrollback outlives the monitor: `gantry logs` of an exited container,
+        // and a client that attached too late, read it here.
+        let _ = std::fs::write(record_dir.dir.join(OUTPUT_LOG), scrollback);
+        st.exited(exit.exit_code, exit.oom_killed);
+        let _ = record_dir.save(&st);
+    }));
+    mon.run();
     let _ = std::fs::remove_file(&sock_path);
     if spec.auto_remove {
         let _ = cd.remove();
@@ -278,6 +284,9 @@ struct Monitor {
     /// the idle scheduling class for it.
     last_flood: Option<Instant>,
     idle_class: bool,
+    /// Called once the container has exited and been cleaned up, before any client
+    /// hears of it: whoever reads the state after an Exit frame sees it exited.
+    on_exit: Option<Box<dyn FnOnce(&ExitInfo, &[u8])>>,
 }
 
 impl Monitor {
@@ -303,6 +312,7 @@ impl Monitor {
             window: (Instant::now(), 0),
             last_flood: None,
             idle_class: false,
+            on_exit: None,
         }
     }
 
@@ -566,6 +576,10 @@ impl Monitor {
             signal: status.signal,
             oom_killed,
         };
+        if let Some(record) = self.on_exit.take() {
+            let (a, b) = self.ring.as_slices();
+            record(&info, &[a, b].concat());
+        }
         self.broadcast(&Frame::Exit(info));
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.clients.iter().any(|c| !c.out.is_empty() && !c.closed)

@@ -23,6 +23,8 @@ pub enum SyncMsg {
     RootfsReady { steps: Vec<(String, u64)> },
     /// parent → child: cgroups are joined, networking is set; go on and exec.
     Go,
+    /// child → parent: the steps after Go, sent right before `execve`.
+    Exec { steps: Vec<(String, u64)> },
     /// child → parent: a step failed; the launch is over.
     Failed {
         step: String,
