@@ -267,6 +267,9 @@ impl Client {
     }
 }
 
+/// What the monitor does with the exit and the last output (see `Monitor::on_exit`).
+type OnExit = Box<dyn FnOnce(&ExitInfo, &[u8])>;
+
 struct Monitor {
     listener: UnixListener,
     started: Started,
@@ -286,7 +289,7 @@ struct Monitor {
     idle_class: bool,
     /// Called once the container has exited and been cleaned up, before any client
     /// hears of it: whoever reads the state after an Exit frame sees it exited.
-    on_exit: Option<Box<dyn FnOnce(&ExitInfo, &[u8])>>,
+    on_exit: Option<OnExit>,
 }
 
 impl Monitor {
