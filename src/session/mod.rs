@@ -7,6 +7,7 @@
 //! their shell exits.
 
 pub mod labhost;
+pub mod picture;
 
 use crate::config::Paths;
 use crate::image::ImageStore;

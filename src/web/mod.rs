@@ -3,6 +3,8 @@
 //!
 //! - [`api`]: `/api/v1/...` and `/healthz`;
 //! - [`terminal`]: the terminal WebSocket;
+//! - [`pictures`]: the lab pages' live pictures (a sample, a server-sent event stream)
+//!   and their controls (pause, limits);
 //! - [`pages`]: the landing and session pages;
 //! - [`assets`]: embedded static files;
 //! - [`lab_api`]: `/lab/v1/...`, the API a lab host's `gantry` CLI talks to over a unix
@@ -17,6 +19,7 @@ pub mod auth;
 pub mod error;
 pub mod lab_api;
 pub mod pages;
+pub mod pictures;
 pub mod ratelimit;
 pub mod terminal;
 
@@ -121,7 +124,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sessions/{id}", web::get().to(pages::session_page))
         .route("/static/{path:.*}", web::get().to(assets::static_file))
         .service(
-            web::scope("/api/v1")
+            pictures::routes(web::scope("/api/v1"))
                 .route("/sessions", web::post().to(api::create_session))
                 .route("/sessions/{id}", web::get().to(api::get_session))
                 .route("/sessions/{id}", web::delete().to(api::delete_session))

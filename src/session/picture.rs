@@ -1,0 +1,261 @@
+//! The live picture of a session, as the lab pages draw it: the lab host and each
+//! container with their namespaces (inode numbers: equal means shared), their pids in
+//! every pid namespace they are seen from, their cgroup usage against its limits, and the
+//! steps the runtime took to start them.
+//!
+//! Everything here is read from /proc, the cgroup files and the containers' folders; a
+//! sample costs a few dozen small reads, so a page may ask for one every second.
+
+use super::Sessions;
+use crate::observe::namespaces::{inode, TYPES};
+use crate::runtime::cgroups::{CgroupStats, ContainerCgroup};
+use crate::runtime::launch::{TraceEntry, TRACE_FILE};
+use crate::runtime::state::{self, ContainerDir};
+use crate::store::SessionRow;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One process tree's worth of picture: the lab host or a container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub id: String,
+    /// The container's name (the lab host is called `labhost`).
+    pub name: String,
+    pub image: String,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub oom_killed: bool,
+    pub paused: bool,
+    /// The first process's pid on the host, in the lab host, and in the container.
+    pub pids: Pids,
+    /// Namespace type → inode.
+    pub namespaces: BTreeMap<&'static str, u64>,
+    pub cgroup: Option<CgroupStats>,
+    /// The launch's steps, with what each would be in a shell and its man page.
+    pub trace: Vec<TraceStep>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Pids {
+    pub host: Option<i32>,
+    pub labhost: Option<i32>,
+    pub container: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceStep {
+    pub step: String,
+    pub ms: f64,
+    /// The same thing done by hand, where there is a command for it.
+    pub shell: Option<String>,
+    /// The man page that explains it, e.g. `clone(2)`.
+    pub man: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Picture {
+    pub sampled_at_ms: i64,
+    /// The real host's namespaces (gantry's own), for comparison.
+    pub host_namespaces: BTreeMap<&'static str, u64>,
+    pub labhost: Option<Node>,
+    pub containers: Vec<Node>,
+}
+
+fn namespaces_of(pid: &str) -> BTreeMap<&'static str, u64> {
+    TYPES
+        .iter()
+        .filter_map(|t| inode(pid, t).map(|i| (*t, i)))
+        .collect()
+}
+
+/// What a runtime step is in shell terms, and where to read about it.
+pub fn explain(step: &str) -> (Option<String>, Option<&'static str>) {
+    let s = step.trim_start_matches("child: ");
+    let pick = |shell: &str, man: &'static str| (Some(shell.to_string()), Some(man));
+    if s.starts_with("cgroup created") {
+        pick(
+            "mkdir /sys/fs/cgroup/<controller>/gantry/<id>; echo <limit> > memory.limit_in_bytes …",
+            "cgroups(7)",
+        )
+    } else if s.starts_with("clone into new namespaces") {
+        pick(
+            "unshare --user --mount --pid --uts --ipc --net --fork",
+            "clone(2)",
+        )
+    } else if s.starts_with("write uid_map") {
+        pick(
+            &format!(
+                "echo '{}' > /proc/<pid>/uid_map",
+                s.trim_start_matches("write uid_map, gid_map: ")
+            ),
+            "user_namespaces(7)",
+        )
+    } else if s.starts_with("open_tree") {
+        pick(
+            "mount --bind -o X-mount.idmap=… <image> <lower>",
+            "mount_setattr(2)",
+        )
+    } else if s.starts_with("echo 0 > tasks") {
+        pick(
+            "echo $$ > /sys/fs/cgroup/<controller>/gantry/<id>/tasks",
+            "cgroups(7)",
+        )
+    } else if s.starts_with("setresgid") {
+        pick("setpriv --reuid 0 --regid 0 --clear-groups", "setresuid(2)")
+    } else if s.starts_with("mount --make-rprivate") {
+        pick(s, "mount_namespaces(7)")
+    } else if s.starts_with("mount -t overlay") {
+        pick(
+            "mount -t overlay overlay -o lowerdir=…,upperdir=…,workdir=… merged",
+            "mount(8)",
+        )
+    } else if s.starts_with("mount -t proc") {
+        pick("mount -t proc proc /proc", "proc(5)")
+    } else if s.starts_with("mount -t sysfs") {
+        pick("mount -t sysfs -o ro sysfs /sys", "sysfs(5)")
+    } else if s.starts_with("mount -t devpts") {
+        pick("mount -t devpts -o newinstance devpts /dev/pts", "pts(4)")
+    } else if s.starts_with("mount") || s.starts_with("move_mount") {
+        pick(s, "mount(2)")
+    } else if s.starts_with("mkdir") || s.starts_with("ln -s") {
+        (Some(s.to_string()), None)
+    } else if s.starts_with("mask") {
+        pick(
+            &format!("mount --bind /dev/null {}", s.trim_start_matches("mask ")),
+            "mount(8)",
+        )
+    } else if s.starts_with("pivot_root") {
+        pick("cd <root>; pivot_root . .; umount -l .", "pivot_root(2)")
+    } else if s.starts_with("sethostname") {
+        pick(
+            &format!("hostname {}", s.trim_start_matches("sethostname ")),
+            "sethostname(2)",
+        )
+    } else if s.starts_with("ip link set lo up") {
+        pick(s, "netdevice(7)")
+    } else if s.starts_with("open /dev/ptmx") {
+        (None, Some("pty(7)"))
+    } else if s.starts_with("unshare(CLONE_NEWCGROUP)") {
+        pick("unshare --cgroup", "cgroup_namespaces(7)")
+    } else if s.starts_with("setsid") {
+        pick("setsid -c", "setsid(2)")
+    } else if s.starts_with("setrlimit") {
+        pick("ulimit -n 4096", "setrlimit(2)")
+    } else if s.starts_with("capset") {
+        pick("capsh --drop=cap_sys_admin,… --", "capabilities(7)")
+    } else if s.starts_with("close_range") {
+        (None, Some("close_range(2)"))
+    } else if s.starts_with("seccomp") {
+        (None, Some("seccomp(2)"))
+    } else if s.starts_with("execve") {
+        pick(
+            &format!("exec {}", s.trim_start_matches("execve ")),
+            "execve(2)",
+        )
+    } else {
+        (None, None)
+    }
+}
+
+fn trace_of(cd: &ContainerDir) -> Vec<TraceStep> {
+    let entries: Vec<TraceEntry> = std::fs::read(cd.dir.join(TRACE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    entries
+        .into_iter()
+        .map(|e| {
+            let (shell, man) = explain(&e.step);
+            TraceStep {
+                step: e.step,
+                ms: e.ms,
+                shell,
+                man,
+            }
+        })
+        .collect()
+}
+
+impl Sessions {
+    fn node(&self, cd: &ContainerDir, depth: usize, with_trace: bool) -> Option<Node> {
+        let spec = cd.spec().ok()?;
+        let mut st = cd.state().ok()?;
+        state::reap_if_orphaned(cd, &mut st);
+        let alive = state::container_alive(&st);
+        let pid = st.pid.filter(|_| alive);
+        let cg = st
+            .cgroup
+            .as_ref()
+            .filter(|_| alive)
+            .map(ContainerCgroup::open);
+        let nspid = |d| pid.and_then(|p| super::labhost::nspid(p, d));
+        Some(Node {
+            id: cd.id.clone(),
+            name: spec
+                .name
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "labhost".into()),
+            image: spec.image.to_string(),
+            status: if alive { "running" } else { "exited" }.into(),
+            exit_code: st.exit_code,
+            oom_killed: st.oom_killed,
+            paused: cg.as_ref().is_some_and(|c| c.frozen()),
+            pids: Pids {
+                host: pid,
+                labhost: nspid(1),
+                container: if depth > 0 { nspid(depth + 1) } else { None },
+            },
+            namespaces: pid
+                .map(|p| namespaces_of(&p.to_string()))
+                .unwrap_or_default(),
+            cgroup: cg.map(|c| c.stats()),
+            trace: if with_trace { trace_of(cd) } else { vec![] },
+        })
+    }
+
+    /// A sample of the session's picture. The trace (which does not change) only when
+    /// asked for.
+    pub fn picture(&self, row: &SessionRow, with_trace: bool) -> Picture {
+        let mut containers: Vec<Node> = self
+            .nested(row)
+            .iter()
+            .filter_map(|cd| self.node(cd, 1, with_trace))
+            .collect();
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        Picture {
+            sampled_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            host_namespaces: namespaces_of("self"),
+            labhost: self.node(&self.container(row), 0, with_trace),
+            containers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runtime_step_names_its_man_page() {
+        for step in [
+            "clone into new namespaces",
+            "write uid_map, gid_map: 0 1073741824 65536",
+            "child: mount -t overlay /",
+            "child: pivot_root . . && umount -l .",
+            "child: capset: keep Docker's 14 capabilities, prctl(PR_SET_NO_NEW_PRIVS)",
+            "child: seccomp(SET_MODE_FILTER): 90-instruction allowlist",
+            "child: execve sh",
+        ] {
+            assert!(explain(step).1.is_some(), "{step}");
+        }
+        assert_eq!(
+            explain("write uid_map, gid_map: 0 1073741824 65536")
+                .0
+                .unwrap(),
+            "echo '0 1073741824 65536' > /proc/<pid>/uid_map"
+        );
+    }
+}
