@@ -4,6 +4,7 @@
 
 mod attach;
 mod containers;
+mod lab;
 mod run;
 
 use crate::config::{Paths, DEFAULT_DATA_DIR, DEFAULT_STATE_DIR};
@@ -39,6 +40,8 @@ pub enum Command {
     Rm(containers::RmArgs),
     /// Show a container's recent output.
     Logs(containers::LogsArgs),
+    /// Work on labs (`gantry lab check`).
+    Lab(lab::LabArgs),
     /// Start the web dashboard.
     Serve(crate::web::ServeArgs),
     /// Internal: the per-container monitor (started by gantry itself).
@@ -78,6 +81,7 @@ pub fn main() -> i32 {
         Command::Images => containers::images(&paths),
         Command::Rm(args) => containers::rm(&paths, args),
         Command::Logs(args) => containers::logs(&paths, args),
+        Command::Lab(args) => lab::lab(args),
         Command::Serve(args) => require_root().and_then(|_| crate::web::serve(paths, args)),
     };
     match result {
@@ -111,5 +115,17 @@ mod tests {
         assert!(args.rm && args.interactive && args.tty);
         assert_eq!(args.image, "busybox");
         assert_eq!(args.command, ["ls", "-l", "/"]);
+    }
+
+    #[test]
+    fn lab_check_reads_labs_unless_told_another_folder() {
+        let cli = Cli::try_parse_from(["gantry", "lab", "check"]).unwrap();
+        let Command::Lab(lab::LabArgs {
+            command: lab::LabCommand::Check { dir },
+        }) = cli.command
+        else {
+            panic!("not lab check")
+        };
+        assert_eq!(dir, PathBuf::from("labs"));
     }
 }
