@@ -4,6 +4,7 @@
 //! - [`api`]: `/api/v1/...` and `/healthz`;
 //! - [`terminal`]: the terminal WebSocket;
 //! - [`pages`]: the landing and session pages;
+//! - [`labs`]: the lab catalog, as JSON and as pages;
 //! - [`assets`]: embedded static files;
 //! - [`auth`]: where a request's session token is, and the Origin check;
 //! - [`ratelimit`]: session creations per client;
@@ -13,12 +14,14 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod error;
+pub mod labs;
 pub mod pages;
 pub mod ratelimit;
 pub mod terminal;
 
 use crate::config::{ensure_private_dir, Paths};
 use crate::image::ImageStore;
+use crate::lab::Catalog;
 use crate::runtime::spec::{CpuLimit, DiskLimit, Limits, MemoryLimit, PidsLimit};
 use crate::session::{SessionConfig, Sessions};
 use crate::store::Store;
@@ -32,6 +35,8 @@ use std::time::Duration;
 pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub create_limit: ratelimit::RateLimiter,
+    /// Loaded and validated once, at start.
+    pub labs: Arc<Catalog>,
 }
 
 impl AppState {
@@ -87,6 +92,10 @@ pub struct ServeArgs {
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Serve the labs in this folder instead of those built into the binary (for lab
+    /// authors; the server does not start if a lab is invalid).
+    #[arg(long)]
+    pub labs_dir: Option<std::path::PathBuf>,
 }
 
 /// Parses `90s`, `30m`, `4h`, `1d` (a bare number is seconds).
@@ -116,9 +125,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(api::healthz))
         .route("/sessions", web::post().to(pages::start_session))
         .route("/sessions/{id}", web::get().to(pages::session_page))
+        .route("/labs", web::get().to(labs::catalog_page))
+        .route("/labs/{id}", web::get().to(labs::lab_page))
         .route("/static/{path:.*}", web::get().to(assets::static_file))
         .service(
             web::scope("/api/v1")
+                .route("/labs", web::get().to(labs::list_labs))
+                .route("/labs/{id}", web::get().to(labs::get_lab))
                 .route("/sessions", web::post().to(api::create_session))
                 .route("/sessions/{id}", web::get().to(api::get_session))
                 .route("/sessions/{id}", web::delete().to(api::delete_session))
@@ -140,6 +153,11 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let labs = Arc::new(match &args.labs_dir {
+        Some(dir) => Catalog::load_dir(dir)
+            .with_context(|| format!("loading the labs in {}", dir.display()))?,
+        None => Catalog::embedded().context("loading the labs built into gantry")?,
+    });
     crate::runtime::cgroups::check_controllers()?;
     ensure_private_dir(&paths.data_dir)
         .with_context(|| format!("creating {}", paths.data_dir.display()))?;
@@ -177,6 +195,7 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
         let state = web::Data::new(AppState {
             sessions,
             create_limit: ratelimit::RateLimiter::new(args.create_rate),
+            labs,
         });
         let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
             // Terminals send small packets both ways: without TCP_NODELAY, Nagle's algorithm
