@@ -52,11 +52,25 @@ impl Catalog {
         let mut files = BTreeMap::new();
         let mut errors = Vec::new();
         read_tree(dir, "", &mut files, &mut errors);
+        let shown = dir.display().to_string();
+        let shown = shown.trim_end_matches('/');
+        // A lab folder without any file would vanish from the file map: say it is empty.
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let prefix = format!("{name}/");
+            if !name.starts_with('.')
+                && entry.path().is_dir()
+                && !files.keys().any(|k| k.starts_with(&prefix))
+            {
+                errors.push(LabError::NoLabToml {
+                    dir: format!("{shown}/{name}"),
+                });
+            }
+        }
         if !errors.is_empty() {
             return Err(InvalidLabs(errors));
         }
-        let shown = dir.display().to_string();
-        Catalog::from_files(shown.trim_end_matches('/'), &files)
+        Catalog::from_files(shown, &files)
     }
 
     /// Parses labs from `relative path -> text` (paths like `01-run/steps/01-x.md`).
@@ -66,33 +80,31 @@ impl Catalog {
         shown: &str,
         files: &BTreeMap<String, String>,
     ) -> Result<Catalog, InvalidLabs> {
-        // folder -> (lab.toml, [(step file name, text)])
-        let mut folders: BTreeMap<&str, (Option<&str>, Vec<(&str, &str)>)> = BTreeMap::new();
+        let mut folders: BTreeMap<&str, LabFiles> = BTreeMap::new();
         for (path, text) in files {
             let Some((folder, rest)) = path.split_once('/') else {
                 continue;
             };
-            let entry = folders.entry(folder).or_default();
+            let lab = folders.entry(folder).or_insert_with(|| LabFiles {
+                folder,
+                shown: format!("{shown}/{folder}"),
+                lab_toml: None,
+                steps: Vec::new(),
+            });
             if rest == "lab.toml" {
-                entry.0 = Some(text);
+                lab.lab_toml = Some(text);
             } else if let Some(step) = rest.strip_prefix("steps/") {
-                entry.1.push((step, text));
+                lab.steps.push((step, text));
             }
         }
         let mut labs: Vec<Lab> = Vec::new();
         let mut errors = Vec::new();
-        for (folder, (lab_toml, steps)) in folders {
-            let lab = parse_lab(&LabFiles {
-                folder,
-                shown: format!("{shown}/{folder}"),
-                lab_toml,
-                steps,
-            });
-            match lab {
+        for files in folders.values() {
+            match parse_lab(files) {
                 Ok(lab) => {
                     if let Some(other) = labs.iter().find(|l| l.id == lab.id) {
                         errors.push(LabError::DuplicateId {
-                            dir: format!("{shown}/{folder}"),
+                            dir: files.shown.clone(),
                             id: lab.id.to_string(),
                             other: format!("{shown}/{}", other.folder),
                         });

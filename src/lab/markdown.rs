@@ -117,7 +117,12 @@ mod tests {
         assert!(r.html.contains("data-command-index=\"0\""), "{}", r.html);
         assert!(r.html.contains("data-command-index=\"1\""), "{}", r.html);
         assert!(!r.html.contains("data-command-index=\"2\""), "{}", r.html);
-        assert!(r.html.contains("<code class=\"language-toml\">not = \"a command\""), "{}", r.html);
+        assert!(
+            r.html
+                .contains("<code class=\"language-toml\">not = \"a command\""),
+            "{}",
+            r.html
+        );
     }
 
     #[test]

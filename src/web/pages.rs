@@ -2,8 +2,8 @@
 
 use super::auth;
 use super::error::{ApiError, PageError};
-use super::AppState;
 use super::labs::LabSummary;
+use super::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
