@@ -28,8 +28,8 @@ async function runCommand(button) {
     return;
   }
   const { sendInput } = await terminal;
-  // The code block holds exactly the command; each line is typed as a line.
-  const sent = sendInput(`${code.textContent}\r`);
+  // Each line is typed as a line: Enter sends a carriage return, as a keyboard does.
+  const sent = sendInput(`${code.textContent.replace(/\n/g, '\r')}\r`);
   if (!sent) setState(stepEl, 'failed', 'The terminal is not connected: wait a moment and try again.');
 }
 
