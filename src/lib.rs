@@ -8,6 +8,8 @@
 //!
 //! - [`web`]: HTTP, pages, the JSON API and the terminal WebSocket. Knows sessions, never
 //!   syscalls.
+//! - [`lab`]: the lab catalog (`labs/`): steps in Markdown, and the checks that tell a
+//!   student a step is done.
 //! - [`session`]: a session's lifecycle: its container, idle/lifetime reaping, admission,
 //!   recovery after a server restart.
 //! - [`observe`]: read-only views of kernel state for the pictures (namespaces of a pid,
@@ -23,6 +25,7 @@
 pub mod cli;
 pub mod config;
 pub mod image;
+pub mod lab;
 pub mod observe;
 pub mod runtime;
 pub mod session;

@@ -1,4 +1,4 @@
-// The session page's terminal: xterm.js on one side of a WebSocket, the
+// The terminal of the session and lab pages: xterm.js on one side of a WebSocket, the
 // container's pty on the other. The wire format is docs/terminal-protocol.md:
 // binary frames whose first byte is an opcode.
 //
@@ -219,6 +219,17 @@ term.onBinary((data) => {
 });
 
 term.onResize(sendSize);
+
+/**
+ * Types `text` into the shell as if the person had typed it (the lab page's run
+ * buttons use it). Returns false when there is no open connection to send it on.
+ */
+export function sendInput(text) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+  send(OP_DATA, encoder.encode(text));
+  term.focus();
+  return true;
+}
 
 // ---- size ----
 

@@ -6,6 +6,7 @@ mod attach;
 mod containers;
 mod inspect;
 mod remote;
+mod lab;
 mod run;
 
 use crate::config::{Paths, DEFAULT_DATA_DIR, DEFAULT_STATE_DIR};
@@ -51,6 +52,8 @@ pub enum Command {
     Pause(NameArgs),
     /// Resume a paused container.
     Unpause(NameArgs),
+    /// Work on labs (`gantry lab check`).
+    Lab(lab::LabArgs),
     /// Start the web dashboard.
     Serve(crate::web::ServeArgs),
     /// Internal: the per-container monitor (started by gantry itself).
@@ -145,6 +148,7 @@ pub fn main() -> i32 {
         Command::Stats(args) => inspect::stats(&paths, args),
         Command::Pause(args) => inspect::pause(&paths, args, true),
         Command::Unpause(args) => inspect::pause(&paths, args, false),
+        Command::Lab(args) => lab::lab(args),
         Command::Serve(args) => require_root().and_then(|_| crate::web::serve(paths, args)),
     };
     match result {
@@ -178,5 +182,17 @@ mod tests {
         assert!(args.rm && args.interactive && args.tty);
         assert_eq!(args.image, "busybox");
         assert_eq!(args.command, ["ls", "-l", "/"]);
+    }
+
+    #[test]
+    fn lab_check_reads_labs_unless_told_another_folder() {
+        let cli = Cli::try_parse_from(["gantry", "lab", "check"]).unwrap();
+        let Command::Lab(lab::LabArgs {
+            command: lab::LabCommand::Check { dir },
+        }) = cli.command
+        else {
+            panic!("not lab check")
+        };
+        assert_eq!(dir, PathBuf::from("labs"));
     }
 }

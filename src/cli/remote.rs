@@ -144,7 +144,7 @@ pub fn main(host: &str, command: super::Command) -> anyhow::Result<i32> {
         C::Exec(a) => exec(&d, a),
         C::Pause(a) => pause(&d, a, true),
         C::Unpause(a) => pause(&d, a, false),
-        C::Serve(_) | C::Monitor { .. } | C::ExecIn { .. } => {
+        C::Serve(_) | C::Monitor { .. } | C::ExecIn { .. } | C::Lab(_) => {
             bail!("this command runs on the real host, not inside a lab host")
         }
     }

@@ -66,6 +66,13 @@ pub(super) async fn start_session(
     lab: Option<&str>,
 ) -> Result<(Created, actix_web::cookie::Cookie<'static>), ApiError> {
     auth::same_origin(req)?;
+    if let Some(id) = lab {
+        if state.labs.get(id).is_none() {
+            return Err(ApiError::NotFound(format!(
+                "no lab with id {id:?}: GET /api/v1/labs lists them"
+            )));
+        }
+    }
     state.admit_client(req)?;
     let created = state.sessions.create(image, lab).await?;
     let max_age = created.session.expires_at - created.session.created_at;

@@ -6,6 +6,7 @@
 //! - [`pictures`]: the lab pages' live pictures (a sample, a server-sent event stream)
 //!   and their controls (pause, limits);
 //! - [`pages`]: the landing and session pages;
+//! - [`labs`]: the lab catalog, as JSON and as pages;
 //! - [`assets`]: embedded static files;
 //! - [`lab_api`]: `/lab/v1/...`, the API a lab host's `gantry` CLI talks to over a unix
 //!   socket;
@@ -18,6 +19,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod lab_api;
+pub mod labs;
 pub mod pages;
 pub mod pictures;
 pub mod ratelimit;
@@ -25,6 +27,7 @@ pub mod terminal;
 
 use crate::config::{ensure_private_dir, Paths};
 use crate::image::ImageStore;
+use crate::lab::Catalog;
 use crate::runtime::spec::{CpuLimit, DiskLimit, Limits, MemoryLimit, PidsLimit};
 use crate::session::{SessionConfig, Sessions};
 use crate::store::Store;
@@ -38,6 +41,8 @@ use std::time::Duration;
 pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub create_limit: ratelimit::RateLimiter,
+    /// Loaded and validated once, at start.
+    pub labs: Arc<Catalog>,
 }
 
 impl AppState {
@@ -93,6 +98,10 @@ pub struct ServeArgs {
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Serve the labs in this folder instead of those built into the binary (for lab
+    /// authors; the server does not start if a lab is invalid).
+    #[arg(long)]
+    pub labs_dir: Option<std::path::PathBuf>,
 }
 
 /// Parses `90s`, `30m`, `4h`, `1d` (a bare number is seconds).
@@ -122,9 +131,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(api::healthz))
         .route("/sessions", web::post().to(pages::start_session))
         .route("/sessions/{id}", web::get().to(pages::session_page))
+        .route("/labs", web::get().to(labs::catalog_page))
+        .route("/labs/{id}", web::get().to(labs::lab_page))
         .route("/static/{path:.*}", web::get().to(assets::static_file))
         .service(
             pictures::routes(web::scope("/api/v1"))
+                .route("/labs", web::get().to(labs::list_labs))
+                .route("/labs/{id}", web::get().to(labs::get_lab))
                 .route("/sessions", web::post().to(api::create_session))
                 .route("/sessions/{id}", web::get().to(api::get_session))
                 .route("/sessions/{id}", web::delete().to(api::delete_session))
@@ -147,6 +160,11 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let labs = Arc::new(match &args.labs_dir {
+        Some(dir) => Catalog::load_dir(dir)
+            .with_context(|| format!("loading the labs in {}", dir.display()))?,
+        None => Catalog::embedded().context("loading the labs built into gantry")?,
+    });
     crate::runtime::cgroups::check_controllers()?;
     ensure_private_dir(&paths.data_dir)
         .with_context(|| format!("creating {}", paths.data_dir.display()))?;
@@ -185,6 +203,7 @@ pub fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<i32> {
         let state = web::Data::new(AppState {
             sessions,
             create_limit: ratelimit::RateLimiter::new(args.create_rate),
+            labs,
         });
         let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
             // Terminals send small packets both ways: without TCP_NODELAY, Nagle's algorithm

@@ -2,16 +2,11 @@
 
 use super::auth;
 use super::error::{ApiError, PageError};
+use super::labs::LabSummary;
 use super::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-
-/// A lab in the catalog, as the landing page lists it.
-pub struct LabSummary {
-    pub id: String,
-    pub title: String,
-    pub summary: String,
-}
+use serde::Deserialize;
 
 #[derive(Template)]
 #[template(path = "index.html")]
@@ -29,7 +24,7 @@ struct SessionPage {
     expires_at: i64,
 }
 
-fn html(t: impl Template) -> Result<HttpResponse, PageError> {
+pub(super) fn html(t: impl Template) -> Result<HttpResponse, PageError> {
     let body = t
         .render()
         .map_err(|e| PageError(ApiError::Internal(format!("rendering a page: {e}"))))?;
@@ -38,18 +33,42 @@ fn html(t: impl Template) -> Result<HttpResponse, PageError> {
         .body(body))
 }
 
-pub async fn index() -> Result<HttpResponse, PageError> {
-    html(IndexPage { labs: vec![] })
+pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    html(IndexPage {
+        labs: state.labs.labs().iter().map(LabSummary::from).collect(),
+    })
 }
 
-/// The landing page's "Open a shell" form.
+/// The fields of the "Open a shell" and "Start this lab" forms.
+#[derive(Debug, Default, Deserialize)]
+pub struct StartForm {
+    /// The lab the session is for (`/labs/{id}`'s form sends it).
+    pub lab: Option<String>,
+}
+
+/// The landing page's "Open a shell" form, and a lab page's "Start this lab": a new
+/// session, then its page (the lab's page, for a lab).
 pub async fn start_session(
     state: web::Data<AppState>,
     req: HttpRequest,
+    form: Option<web::Form<StartForm>>,
 ) -> Result<HttpResponse, PageError> {
-    let (created, cookie) = super::api::start_session(&state, &req, None, None).await?;
+    let form = form.map(web::Form::into_inner).unwrap_or_default();
+    // An unknown lab is refused before a session is spent on it.
+    let lab = match form.lab.as_deref().filter(|l| !l.is_empty()) {
+        None => None,
+        Some(id) => Some(state.labs.get(id).ok_or_else(|| {
+            ApiError::NotFound(format!("no lab with id {id:?}: see /labs for the labs"))
+        })?),
+    };
+    let (created, cookie) =
+        super::api::start_session(&state, &req, None, lab.map(|l| l.id.as_str())).await?;
+    let location = match lab {
+        Some(lab) => format!("/labs/{}?session={}", lab.id, created.session.id),
+        None => format!("/sessions/{}", created.session.id),
+    };
     Ok(HttpResponse::SeeOther()
-        .insert_header(("Location", format!("/sessions/{}", created.session.id)))
+        .insert_header(("Location", location))
         .cookie(cookie)
         .finish())
 }

@@ -45,3 +45,8 @@ fn a_browser_opens_a_shell_types_and_sees_the_output() {
 fn a_browser_reconnects_to_the_same_shell() {
     run_browser_script("reconnect.mjs");
 }
+
+#[test]
+fn a_browser_shows_a_labs_steps_with_run_and_check_buttons() {
+    run_browser_script("lab_page.mjs");
+}

@@ -7,6 +7,7 @@ mod api;
 mod browser;
 mod escape;
 mod helpers;
+mod labs;
 mod restart;
 mod runtime;
 mod terminal;
