@@ -5,8 +5,8 @@
 mod attach;
 mod containers;
 mod inspect;
-mod remote;
 mod lab;
+mod remote;
 mod run;
 
 use crate::config::{Paths, DEFAULT_DATA_DIR, DEFAULT_STATE_DIR};

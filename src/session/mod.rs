@@ -96,6 +96,8 @@ pub struct SessionView {
     pub terminal_url: String,
     pub page_url: String,
     pub lab: Option<String>,
+    /// The steps of its lab that have passed.
+    pub passed_steps: Vec<u32>,
 }
 
 /// The live panel's data.
@@ -158,6 +160,11 @@ impl Sessions {
             terminal_url: format!("/api/v1/sessions/{}/terminal", s.id),
             page_url: format!("/sessions/{}", s.id),
             lab: s.lab.clone(),
+            passed_steps: if s.lab.is_some() {
+                self.store.passed_steps(&s.id).unwrap_or_default()
+            } else {
+                vec![]
+            },
         }
     }
 
@@ -182,7 +189,7 @@ impl Sessions {
     pub async fn create(
         &self,
         image: Option<&str>,
-        lab: Option<&str>,
+        lab: Option<(&str, &Limits)>,
     ) -> Result<Created, SessionError> {
         let image = ImageName::parse(image.unwrap_or(crate::image::LABHOST_IMAGE))
             .map_err(|e| SessionError::BadRequest(e.to_string()))?;
@@ -197,7 +204,15 @@ impl Sessions {
             .ids
             .allocate(&Owner::Session(id.clone()))
             .map_err(|e| SessionError::Start(e.to_string()))?;
-        let spec = self.labhost_spec(&id, &container_id, image.clone(), image_rootfs, idmap);
+        let mut spec = self.labhost_spec(&id, &container_id, image.clone(), image_rootfs, idmap);
+        // A lab may ask for other limits than the server's defaults (each field it sets).
+        if let Some((_, l)) = lab {
+            let d = &mut spec.limits;
+            d.memory = l.memory.or(d.memory);
+            d.cpus = l.cpus.or(d.cpus);
+            d.pids = l.pids.or(d.pids);
+            d.disk = l.disk.or(d.disk);
+        }
         if let Err(e) = self.start_container(&spec).await {
             self.ids.release(&Owner::Session(id.clone()));
             return Err(e);
@@ -215,7 +230,7 @@ impl Sessions {
             ended_at: None,
             end_reason: None,
             exit_code: None,
-            lab: lab.map(str::to_string),
+            lab: lab.map(|(id, _)| id.to_string()),
         };
         if let Err(e) = self.store.insert_session(&row) {
             self.stop_container(&row.container_id).await;

@@ -66,15 +66,31 @@ pub(super) async fn start_session(
     lab: Option<&str>,
 ) -> Result<(Created, actix_web::cookie::Cookie<'static>), ApiError> {
     auth::same_origin(req)?;
-    if let Some(id) = lab {
-        if state.labs.get(id).is_none() {
-            return Err(ApiError::NotFound(format!(
-                "no lab with id {id:?}: GET /api/v1/labs lists them"
-            )));
+    let lab = match lab {
+        None => None,
+        Some(id) => {
+            let lab = state.labs.get(id).ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no lab with id {id:?}: GET /api/v1/labs lists them"
+                ))
+            })?;
+            let n = &lab.session;
+            Some((
+                lab.id.as_str(),
+                crate::runtime::spec::Limits {
+                    memory: n.memory,
+                    cpus: n.cpus,
+                    pids: n.pids,
+                    disk: n.disk,
+                },
+            ))
         }
-    }
+    };
     state.admit_client(req)?;
-    let created = state.sessions.create(image, lab).await?;
+    let created = state
+        .sessions
+        .create(image, lab.as_ref().map(|(id, l)| (*id, l)))
+        .await?;
     let max_age = created.session.expires_at - created.session.created_at;
     let cookie = auth::session_cookie(&created.token, max_age);
     Ok((created, cookie))

@@ -176,3 +176,37 @@ pub async fn lab_page(
     }
     Ok(resp)
 }
+
+/// `POST /api/v1/sessions/{id}/steps/{n}/check` → `{"passed": bool, "message": "..."}`:
+/// runs step `n` (from 1) of the session's lab against the session, and records it when
+/// it passes.
+pub async fn check_step(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, u32)>,
+) -> Result<HttpResponse, ApiError> {
+    super::auth::same_origin(&req)?;
+    let (id, n) = path.into_inner();
+    let row = super::api::authorized(&state, &req, &id)?;
+    let row = state.sessions.refresh(row)?;
+    if row.state != "running" {
+        return Err(crate::session::SessionError::Ended(row.id).into());
+    }
+    let lab_id = row.lab.clone().ok_or_else(|| {
+        ApiError::BadRequest(
+            "this session was not started for a lab: start one with {\"lab\": \"<id>\"}".into(),
+        )
+    })?;
+    let lab = state
+        .labs
+        .get(&lab_id)
+        .ok_or_else(|| ApiError::NotFound(format!("lab {lab_id} is no longer in the catalog")))?;
+    let step = lab.step(n as usize).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "lab {lab_id} has steps 1 to {}, not {n}",
+            lab.steps.len()
+        ))
+    })?;
+    let outcome = crate::lab::evaluate::check_step(&state.sessions, &row, n, &step.checks).await;
+    Ok(HttpResponse::Ok().json(outcome))
+}

@@ -138,6 +138,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             pictures::routes(web::scope("/api/v1"))
                 .route("/labs", web::get().to(labs::list_labs))
                 .route("/labs/{id}", web::get().to(labs::get_lab))
+                .route(
+                    "/sessions/{id}/steps/{n}/check",
+                    web::post().to(labs::check_step),
+                )
                 .route("/sessions", web::post().to(api::create_session))
                 .route("/sessions/{id}", web::get().to(api::get_session))
                 .route("/sessions/{id}", web::delete().to(api::delete_session))
