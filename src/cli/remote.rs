@@ -151,12 +151,6 @@ pub fn main(host: &str, command: super::Command) -> anyhow::Result<i32> {
 }
 
 fn run(d: &Daemon, a: RunArgs) -> anyhow::Result<i32> {
-    if a.network != "none" {
-        bail!(
-            "--network {} is not available yet: use --network none",
-            a.network
-        );
-    }
     let req = serde_json::json!({
         "image": a.image,
         "name": a.name,
@@ -169,6 +163,7 @@ fn run(d: &Daemon, a: RunArgs) -> anyhow::Result<i32> {
         "memory": a.memory,
         "cpus": a.cpus,
         "pids_limit": a.pids_limit,
+        "network": a.network,
         // A foreground --rm is removed by this command once it has the exit code.
         "rm": a.rm && a.detach,
     });

@@ -98,7 +98,12 @@ pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpe
             pids: Some(PidsLimit::parse(&a.pids_limit)?),
             disk: a.disk.as_deref().map(DiskLimit::parse).transpose()?,
         },
-        network: NetworkMode::parse(&a.network)?,
+        network: match NetworkMode::parse(&a.network)? {
+            NetworkMode::Container(key) => {
+                NetworkMode::Container(crate::runtime::state::find(paths, &key)?.id)
+            }
+            mode => mode,
+        },
         auto_remove: a.rm,
         session: None,
         idmap: {

@@ -75,6 +75,8 @@ pub enum LaunchError {
         "joining the pid namespace of lab host process {0}: {1} (is the lab host still running?)"
     )]
     Nest(i32, nix::Error),
+    #[error("--network container: {0}")]
+    Network(String),
 }
 
 impl LaunchError {
@@ -226,12 +228,22 @@ fn start_in_cgroup(
     timeline: &mut Timeline,
 ) -> Result<(Pid, Option<OwnedFd>), LaunchError> {
     let (parent_sock, child_sock) = SyncSocket::pair()?;
-    let flags = plan::clone_flags();
+    let flags = plan::clone_flags_for(&spec.network);
+    // `container:<id>`: the network namespace to join instead of a new one.
+    let join_net = match spec.network.shared_with() {
+        None => None,
+        Some(id) => Some(network_of(container_dir, id)?),
+    };
     let cloned = match &spec.nest {
         None => {
+            if let Some(ns) = join_net {
+                // The monitor (or CLI) joins it, and the child inherits it.
+                nix::sched::setns(ns, CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| LaunchError::Network(e.to_string()))?;
+            }
             raw_clone(flags.bits() as libc::c_ulong, std::ptr::null_mut()).map(|ret| (ret, None))
         }
-        Some(nest) => clone_nested(flags, nest.host_pid, container_dir, &spec.idmap),
+        Some(nest) => clone_nested(flags, nest.host_pid, container_dir, &spec.idmap, join_net),
     };
     let ret = match cloned {
         Ok((ret, _)) => ret,
@@ -509,8 +521,11 @@ fn child_setup(
     drop(trees);
     nix::unistd::sethostname(spec.hostname.as_str()).map_err(step("sethostname"))?;
     steps.push((format!("sethostname {}", spec.hostname.as_str()), now()));
-    loopback_up().map_err(step("loopback"))?;
-    steps.push(("ip link set lo up".into(), now()));
+    // (A shared network namespace is its owner's to configure: lo is up there already.)
+    if spec.network.shared_with().is_none() {
+        loopback_up().map_err(step("loopback"))?;
+        steps.push(("ip link set lo up".into(), now()));
+    }
 
     let (pty_master, pty_slave) = match io {
         ChildIo::Pty => {
@@ -672,6 +687,7 @@ fn clone_nested(
     host_pid: i32,
     container_dir: &Path,
     range: &idmap::IdRange,
+    join_net: Option<std::fs::File>,
 ) -> Result<(i32, Option<OwnedFd>), LaunchError> {
     use std::os::unix::net::UnixDatagram;
     let nest_err = |e: nix::Error| LaunchError::Nest(host_pid, e);
@@ -701,6 +717,12 @@ fn clone_nested(
             let cloned = nix::unistd::chdir(container_dir)
                 .and_then(|_| nix::sched::setns(userns, CloneFlags::CLONE_NEWUSER))
                 .and_then(|_| become_namespace_root())
+                .and_then(|_| match join_net {
+                    // (The lab host's root has every capability over its containers'
+                    // namespaces, so it may join one.)
+                    Some(ns) => nix::sched::setns(ns, CloneFlags::CLONE_NEWNET),
+                    None => Ok(()),
+                })
                 .map_err(nest_err)
                 .map(|_| {
                     // Dumpable again (the uid change cleared it), so that the container's
@@ -789,6 +811,22 @@ fn clone_nested(
             Ok((pid, Some(pidfd)))
         }
     }
+}
+
+/// Opens the network namespace of container `id` (a sibling of `container_dir`), which
+/// must be running.
+fn network_of(container_dir: &Path, id: &str) -> Result<std::fs::File, LaunchError> {
+    let dir = container_dir.parent().unwrap_or(Path::new("/")).join(id);
+    let bytes = std::fs::read(dir.join("state.json"))
+        .map_err(|_| LaunchError::Network(format!("container {id} does not exist")))?;
+    let st: crate::runtime::state::ContainerState = serde_json::from_slice(&bytes)
+        .map_err(|e| LaunchError::Network(format!("container {id}: {e}")))?;
+    let pid = st
+        .pid
+        .filter(|_| crate::runtime::state::container_alive(&st))
+        .ok_or_else(|| LaunchError::Network(format!("container {id} is not running")))?;
+    std::fs::File::open(format!("/proc/{pid}/ns/net"))
+        .map_err(|e| LaunchError::Network(format!("container {id}: {e}")))
 }
 
 /// The pid a pidfd refers to, in the numbering of our /proc (the host's).

@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 /// The cgroup namespace is *not* here: it is created by the container's first process
 /// with `unshare(CLONE_NEWCGROUP)` after it joined its own cgroup, so the namespace's
 /// root is the container's cgroup (as runc does).
+///
+/// A container that shares another's network namespace (`container:<name>`) does not get
+/// a new one: see [`clone_flags_for`].
 pub fn clone_flags() -> CloneFlags {
     CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -27,6 +30,15 @@ pub fn clone_flags() -> CloneFlags {
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWNET
+}
+
+/// [`clone_flags`] for this network mode.
+pub fn clone_flags_for(network: &crate::runtime::spec::NetworkMode) -> CloneFlags {
+    if network.shared_with().is_some() {
+        clone_flags() - CloneFlags::CLONE_NEWNET
+    } else {
+        clone_flags()
+    }
 }
 
 /// One step of building the root filesystem, applied inside the container's new mount
@@ -195,13 +207,25 @@ pub fn rootfs_plan(spec: &ContainerSpec, dirs: &LayerDirs) -> Vec<MountOp> {
         ops.push(mkdir(m.join(d), 0o755));
     }
     ops.push(mount("proc", m.join("proc"), "proc", hardened, None));
-    ops.push(mount(
-        "sysfs",
-        m.join("sys"),
-        "sysfs",
-        hardened | MsFlags::MS_RDONLY,
-        None,
-    ));
+    if spec.network.shared_with().is_none() {
+        ops.push(mount(
+            "sysfs",
+            m.join("sys"),
+            "sysfs",
+            hardened | MsFlags::MS_RDONLY,
+            None,
+        ));
+    } else {
+        // sysfs belongs to a network namespace, and only its owner's root may mount it:
+        // a container in another's network namespace gets an empty, read-only /sys.
+        ops.push(mount(
+            "tmpfs",
+            m.join("sys"),
+            "tmpfs",
+            hardened | MsFlags::MS_RDONLY,
+            Some("size=0".into()),
+        ));
+    }
     ops.push(mount(
         "tmpfs",
         dev.clone(),

@@ -25,7 +25,7 @@ pub enum SpecError {
         "invalid environment variable {0:?}: use KEY=VALUE with a non-empty KEY without '=' or NUL"
     )]
     Env(String),
-    #[error("unknown network mode {0:?}: this version supports `none`")]
+    #[error("unknown network mode {0:?}: this version supports `none` and `container:<name>`")]
     Network(String),
     #[error("invalid image name {0:?}: use lowercase letters, digits and . _ - (e.g. busybox)")]
     Image(String),
@@ -248,18 +248,32 @@ impl EnvVar {
 /// How the container's network is set up. The networking issue adds bridge, host,
 /// container:<name>, macvlan and overlay; `none` (a private namespace with only
 /// loopback) is the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
     #[default]
     None,
+    /// `container:<name>`: join that container's network namespace (its id once
+    /// resolved), as Kubernetes pods and docker's `--network container:` do.
+    Container(String),
 }
 
 impl NetworkMode {
     pub fn parse(s: &str) -> Result<Self, SpecError> {
         match s {
             "none" => Ok(NetworkMode::None),
-            _ => Err(SpecError::Network(s.to_string())),
+            _ => match s.strip_prefix("container:") {
+                Some(c) if !c.is_empty() => Ok(NetworkMode::Container(c.to_string())),
+                _ => Err(SpecError::Network(s.to_string())),
+            },
+        }
+    }
+
+    /// The container whose network namespace this one joins.
+    pub fn shared_with(&self) -> Option<&str> {
+        match self {
+            NetworkMode::Container(c) => Some(c),
+            NetworkMode::None => None,
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct RunRequest {
     pub pids_limit: Option<String>,
     #[serde(default)]
     pub rm: bool,
+    /// `none` (the default) or `container:<name>`.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// A nested container as the lab API lists it.
@@ -261,7 +264,20 @@ impl Sessions {
             tty: req.tty,
             interactive: req.interactive,
             limits,
-            network: NetworkMode::None,
+            network: match NetworkMode::parse(req.network.as_deref().unwrap_or("none"))
+                .map_err(bad)?
+            {
+                NetworkMode::Container(key) => {
+                    let other = self.find_nested(row, &key)?;
+                    if !other.state().is_ok_and(|s| state::container_alive(&s)) {
+                        return Err(SessionError::Conflict(format!(
+                            "container {key} is not running: start it before sharing its network"
+                        )));
+                    }
+                    NetworkMode::Container(other.id)
+                }
+                mode => mode,
+            },
             auto_remove: req.rm,
             session: Some(row.id.clone()),
             idmap,

@@ -10,4 +10,5 @@ mod helpers;
 mod labs;
 mod restart;
 mod runtime;
+mod student;
 mod terminal;
