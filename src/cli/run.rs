@@ -113,6 +113,7 @@ pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpe
         },
         binds: vec![],
         nest: None,
+        nested_namespaces: false,
         id,
     })
 }

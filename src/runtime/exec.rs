@@ -126,8 +126,10 @@ fn child(
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    crate::runtime::seccomp::install(&crate::runtime::seccomp::program())
-        .map_err(setup("seccomp"))?;
+    crate::runtime::seccomp::install(&crate::runtime::seccomp::program_for(
+        spec.nested_namespaces,
+    ))
+    .map_err(setup("seccomp"))?;
     let env = spec.effective_env();
     let argv0 = command
         .first()

@@ -618,7 +618,7 @@ fn child_setup(
         now(),
     ));
     // Last: from here on only the allowlist's system calls work (execve is one).
-    let filter = crate::runtime::seccomp::program();
+    let filter = crate::runtime::seccomp::program_for(spec.nested_namespaces);
     crate::runtime::seccomp::install(&filter).map_err(step("seccomp"))?;
     steps.push((
         format!(

@@ -321,6 +321,7 @@ mod tests {
             idmap: crate::runtime::idmap::IdRange::of_slot(0),
             binds: vec![],
             nest: None,
+            nested_namespaces: false,
         }
     }
 

@@ -147,6 +147,14 @@ const OFF_ARG0_LOW: u32 = 16;
 
 /// Builds the filter program (pure: unit tests run it through [`run`]).
 pub fn program() -> Vec<Insn> {
+    program_for(false)
+}
+
+/// The filter, with namespace creation allowed when `nested_namespaces` (a lab that
+/// teaches nesting asks for it): `unshare`, `setns` and `clone` with namespace flags then
+/// work — inside the container's own user namespace, which is where every new namespace
+/// is created and owned, so they give no power over anything outside it.
+pub fn program_for(nested_namespaces: bool) -> Vec<Insn> {
     let errno = |e: i32| RET_ERRNO | (e as u32 & 0xffff);
     let mut p = vec![
         insn(LD_W_ABS, 0, 0, OFF_ARCH),
@@ -160,11 +168,19 @@ pub fn program() -> Vec<Insn> {
         insn(RET_K, 0, 0, errno(libc::ENOSYS)),
         insn(JEQ_K, 0, 4, libc::SYS_clone as u32),
         insn(LD_W_ABS, 0, 0, OFF_ARG0_LOW),
-        insn(JSET_K, 0, 1, CLONE_NS_FLAGS),
+        insn(
+            JSET_K,
+            0,
+            1,
+            if nested_namespaces { 0 } else { CLONE_NS_FLAGS },
+        ),
         insn(RET_K, 0, 0, errno(libc::EPERM)),
         insn(RET_K, 0, 0, RET_ALLOW),
     ];
-    for (_, calls) in REFUSED {
+    for (group, calls) in REFUSED {
+        if nested_namespaces && *group == "namespaces" {
+            continue;
+        }
         for nr in *calls {
             p.push(insn(JEQ_K, 0, 1, *nr as u32));
             p.push(insn(RET_K, 0, 0, errno(libc::EPERM)));
@@ -289,6 +305,25 @@ mod tests {
         assert_eq!(
             decide((X32_SYSCALL_BIT | 1) as libc::c_long, 0),
             RET_KILL_PROCESS
+        );
+    }
+
+    #[test]
+    fn nested_namespaces_open_only_the_namespace_calls() {
+        let nested = program_for(true);
+        let call = |nr: libc::c_long, arg0: u32| run(&nested, AUDIT_ARCH_X86_64, nr as u32, arg0);
+        assert_eq!(
+            call(libc::SYS_unshare, libc::CLONE_NEWUSER as u32),
+            RET_ALLOW
+        );
+        assert_eq!(call(libc::SYS_setns, 0), RET_ALLOW);
+        assert_eq!(call(libc::SYS_clone, libc::CLONE_NEWPID as u32), RET_ALLOW);
+        assert_eq!(call(libc::SYS_mount, 0), RET_ERRNO | libc::EPERM as u32);
+        assert_eq!(call(libc::SYS_bpf, 0), RET_ERRNO | libc::EPERM as u32);
+        assert_eq!(
+            run(&program(), AUDIT_ARCH_X86_64, libc::SYS_unshare as u32, 0),
+            RET_ERRNO | libc::EPERM as u32,
+            "and the default still refuses them"
         );
     }
 

@@ -322,6 +322,9 @@ pub struct ContainerSpec {
     /// Set when the container is started from a lab host and nests inside it.
     #[serde(default)]
     pub nest: Option<Nest>,
+    /// Allow creating namespaces inside the container (a lab's `nested-namespaces`).
+    #[serde(default)]
+    pub nested_namespaces: bool,
 }
 
 /// A host file or folder bound into the container (`-v /host:/path[:ro]`). The runtime
@@ -466,6 +469,7 @@ mod tests {
             idmap: crate::runtime::idmap::IdRange::of_slot(0),
             binds: vec![],
             nest: None,
+            nested_namespaces: false,
         };
         let env = spec.effective_env();
         assert_eq!(env.iter().filter(|(k, _)| k == "HOME").count(), 1);

@@ -132,6 +132,7 @@ impl Sessions {
             idmap,
             binds,
             nest: None,
+            nested_namespaces: false,
         }
     }
 
@@ -282,6 +283,9 @@ impl Sessions {
             session: Some(row.id.clone()),
             idmap,
             binds: vec![],
+            // A lab that teaches nesting allows it in its lab host and so in its
+            // containers.
+            nested_namespaces: host.spec().is_ok_and(|s| s.nested_namespaces),
             nest: Some(Nest {
                 host: host.id.clone(),
                 host_pid: host_state.pid.expect("a live container has a pid"),

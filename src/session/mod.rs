@@ -45,6 +45,15 @@ pub enum SessionError {
     Store(#[from] StoreError),
 }
 
+/// What a lab asks of the session started for it.
+pub struct LabNeeds<'a> {
+    pub id: &'a str,
+    /// Limits the lab sets (each `None` keeps the server's default).
+    pub limits: Limits,
+    /// Allow namespace creation inside its containers (`nested-namespaces`).
+    pub nested_namespaces: bool,
+}
+
 /// Settings of the session layer (from `gantry serve` flags).
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -189,7 +198,7 @@ impl Sessions {
     pub async fn create(
         &self,
         image: Option<&str>,
-        lab: Option<(&str, &Limits)>,
+        lab: Option<&LabNeeds<'_>>,
     ) -> Result<Created, SessionError> {
         let image = ImageName::parse(image.unwrap_or(crate::image::LABHOST_IMAGE))
             .map_err(|e| SessionError::BadRequest(e.to_string()))?;
@@ -206,7 +215,9 @@ impl Sessions {
             .map_err(|e| SessionError::Start(e.to_string()))?;
         let mut spec = self.labhost_spec(&id, &container_id, image.clone(), image_rootfs, idmap);
         // A lab may ask for other limits than the server's defaults (each field it sets).
-        if let Some((_, l)) = lab {
+        if let Some(needs) = lab {
+            spec.nested_namespaces = needs.nested_namespaces;
+            let l = &needs.limits;
             let d = &mut spec.limits;
             d.memory = l.memory.or(d.memory);
             d.cpus = l.cpus.or(d.cpus);
@@ -230,7 +241,7 @@ impl Sessions {
             ended_at: None,
             end_reason: None,
             exit_code: None,
-            lab: lab.map(|(id, _)| id.to_string()),
+            lab: lab.map(|n| n.id.to_string()),
         };
         if let Err(e) = self.store.insert_session(&row) {
             self.stop_container(&row.container_id).await;

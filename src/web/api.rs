@@ -75,22 +75,20 @@ pub(super) async fn start_session(
                 ))
             })?;
             let n = &lab.session;
-            Some((
-                lab.id.as_str(),
-                crate::runtime::spec::Limits {
+            Some(crate::session::LabNeeds {
+                id: lab.id.as_str(),
+                limits: crate::runtime::spec::Limits {
                     memory: n.memory,
                     cpus: n.cpus,
                     pids: n.pids,
                     disk: n.disk,
                 },
-            ))
+                nested_namespaces: n.features.contains(&crate::lab::Feature::NestedNamespaces),
+            })
         }
     };
     state.admit_client(req)?;
-    let created = state
-        .sessions
-        .create(image, lab.as_ref().map(|(id, l)| (*id, l)))
-        .await?;
+    let created = state.sessions.create(image, lab.as_ref()).await?;
     let max_age = created.session.expires_at - created.session.created_at;
     let cookie = auth::session_cookie(&created.token, max_age);
     Ok((created, cookie))

@@ -312,3 +312,48 @@ async fn two_sessions_get_disjoint_uid_ranges_and_give_them_back() {
     delete_session(&srv, &b).await;
     assert_eq!(ranges(), 0, "ending a session gives its range back");
 }
+
+#[tokio::test]
+async fn only_a_lab_that_teaches_nesting_may_create_namespaces_and_only_inside_its_own() {
+    let d = Dirs::new();
+    let labs = d.tmp.path().join("labs");
+    std::fs::create_dir_all(labs.join("01-nest/steps")).unwrap();
+    std::fs::write(
+        labs.join("01-nest/lab.toml"),
+        "title = \"Nesting\"\nsummary = \"Namespaces inside a container.\"\nminutes = 5\n\n[session]\nfeatures = [\"lab-host\", \"nested-namespaces\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        labs.join("01-nest/steps/01-unshare.md"),
+        "+++\ntitle = \"unshare\"\n+++\nTry:\n\n```sh\nunshare -U id\n```\n",
+    )
+    .unwrap();
+    let srv = Server::start(&d, &["--labs-dir", labs.to_str().unwrap()]);
+    let resp = reqwest::Client::new()
+        .post(srv.url("/api/v1/sessions"))
+        .json(&serde_json::json!({ "lab": "nest" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let nest = Session::from_json(&resp.json().await.unwrap());
+    let plain = create_session(&srv).await;
+    let mut t = Term::connect(&srv, &nest).await;
+    let mut p = Term::connect(&srv, &plain).await;
+    t.expect("# ", 10).await;
+    p.expect("# ", 10).await;
+    // The new user namespace is a child of the lab host's: its root is nobody outside.
+    t.send("unshare -U sh -c 'id -u; echo n\"\"-$(cat /proc/self/uid_map | wc -l)'; gantry run --rm busybox unshare -U true && echo child\"\"-ok\r")
+        .await;
+    let out = t.expect("child-ok", 30).await;
+    assert!(
+        out.contains("65534"),
+        "unmapped inside the nested namespace: {out}"
+    );
+    assert!(out.contains("n-0"), "with an empty map: {out}");
+    p.send("unshare -U true || echo refused\"\"-ok\r").await;
+    let out = p.expect("refused-ok", 10).await;
+    assert!(out.contains("Operation not permitted"), "{out}");
+    delete_session(&srv, &nest).await;
+    delete_session(&srv, &plain).await;
+}
