@@ -311,13 +311,13 @@ mod tests {
     #[test]
     fn nested_namespaces_open_only_the_namespace_calls() {
         let nested = program_for(true);
-        let call = |nr: libc::c_long, arg0: u32| run(&nested, AUDIT_ARCH_X86_64, nr as u32, arg0);
+        let call = |nr: libc::c_long, arg0: u64| run(&nested, AUDIT_ARCH_X86_64, nr as u32, arg0);
         assert_eq!(
             call(libc::SYS_unshare, libc::CLONE_NEWUSER as u32),
             RET_ALLOW
         );
         assert_eq!(call(libc::SYS_setns, 0), RET_ALLOW);
-        assert_eq!(call(libc::SYS_clone, libc::CLONE_NEWPID as u32), RET_ALLOW);
+        assert_eq!(call(libc::SYS_clone, libc::CLONE_NEWPID as u64), RET_ALLOW);
         assert_eq!(call(libc::SYS_mount, 0), RET_ERRNO | libc::EPERM as u32);
         assert_eq!(call(libc::SYS_bpf, 0), RET_ERRNO | libc::EPERM as u32);
         assert_eq!(
