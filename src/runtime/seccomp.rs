@@ -313,7 +313,7 @@ mod tests {
         let nested = program_for(true);
         let call = |nr: libc::c_long, arg0: u64| run(&nested, AUDIT_ARCH_X86_64, nr as u32, arg0);
         assert_eq!(
-            call(libc::SYS_unshare, libc::CLONE_NEWUSER as u32),
+            call(libc::SYS_unshare, libc::CLONE_NEWUSER as u64),
             RET_ALLOW
         );
         assert_eq!(call(libc::SYS_setns, 0), RET_ALLOW);
