@@ -8,12 +8,15 @@
 //!     cost per session is measured two ways: the drop of `MemAvailable` (everything: user
 //!     memory, page tables, the per-container tmpfs, mounts, cgroups, ptys, sockets) and the
 //!     sum of `Pss` of every monitor and shell (user memory only, shared pages split).
+//! (c) **open lab pages**: `GANTRY_BENCH_PAGES_N` sessions (default 100), each with a lab
+//!     host and one container, and each with its page's live picture stream open for 10 s:
+//!     the server's CPU time, per second and per sample.
 //!
 //! Run: `cargo build --release && cargo bench --bench sessions` (as root).
 
 mod common;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use common::{mib, ms, Server, Stats, Table, PROMPT_END};
 use std::time::{Duration, Instant};
 
@@ -45,8 +48,91 @@ async fn run() -> Result<()> {
         server.addr, server.pid
     );
 
+    let pages = common::env_usize("GANTRY_BENCH_PAGES_N", 100)?;
     create_to_prompt(&server, n).await?;
+    open_lab_pages(&server, pages).await?;
     idle_memory(&server, idle).await?;
+    Ok(())
+}
+
+/// (c): `pages` lab pages open at once, each with its live picture stream (server-sent
+/// events, one sample a second) and a container in its session: the server's CPU use.
+async fn open_lab_pages(server: &Server, pages: usize) -> Result<()> {
+    use futures_util::StreamExt;
+    println!("\n(c) {pages} open lab pages: each session has a lab host and one container; each page streams its picture");
+    let mut sessions = vec![];
+    for _ in 0..pages {
+        common::check_interrupt()?;
+        let s = server.create_session().await?;
+        let mut term = server.terminal(&s).await?;
+        term.read_until(PROMPT_END, Duration::from_secs(10)).await?;
+        term.input(b"gantry run -d --name web busybox sleep 3600; echo started\"\"-ok\r")
+            .await?;
+        term.read_until(b"started-ok", Duration::from_secs(10))
+            .await?;
+        term.close().await?;
+        sessions.push(s);
+    }
+    let secs = 10u64;
+    let http = reqwest::Client::new();
+    let mut streams = vec![];
+    for s in &sessions {
+        let resp = http
+            .get(server.url(&format!("/api/v1/sessions/{}/picture/stream", s.id)))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .context("opening a picture stream")?;
+        if !resp.status().is_success() {
+            bail!("picture stream answered {}", resp.status());
+        }
+        streams.push(resp.bytes_stream());
+    }
+    let cpu0 = common::procfs::cpu_time(server.pid).context("reading the server's CPU time")?;
+    let t0 = Instant::now();
+    let events = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = vec![];
+    for mut st in streams {
+        let (events, bytes) = (events.clone(), bytes.clone());
+        tasks.push(tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+            while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, st.next()).await {
+                bytes.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+                let n = chunk.windows(13).filter(|w| w == b"event: pictur").count();
+                events.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let wall = t0.elapsed();
+    let cpu = common::procfs::cpu_time(server.pid).context("reading the server's CPU time")? - cpu0;
+    let events = events.load(std::sync::atomic::Ordering::Relaxed);
+    let mut t = Table::new(&["measure", "value"]);
+    t.row(vec!["pages (streams) open".into(), pages.to_string()]);
+    t.row(vec![
+        "samples sent".into(),
+        format!("{events} in {:.1} s", wall.as_secs_f64()),
+    ]);
+    t.row(vec![
+        "server CPU".into(),
+        format!(
+            "{:.1} % of one core ({:.2} ms per sample)",
+            100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+            cpu.as_secs_f64() * 1000.0 / events.max(1) as f64
+        ),
+    ]);
+    t.row(vec![
+        "bytes per sample".into(),
+        format!(
+            "{}",
+            bytes.load(std::sync::atomic::Ordering::Relaxed) / events.max(1)
+        ),
+    ]);
+    t.print();
+    server.delete_all(8).await?;
     Ok(())
 }
 
