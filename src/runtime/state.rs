@@ -175,6 +175,13 @@ impl ContainerDir {
         }
         std::fs::create_dir(&cd.dir).map_err(io(&cd.dir))?;
         std::fs::create_dir(cd.dir.join("rootfs")).map_err(io(&cd.dir))?;
+        // A container nested in a session's lab host is listed under its session too, so
+        // finding a session's containers does not mean reading every container's spec.
+        if let (Some(session), Some(_)) = (&spec.session, &spec.nest) {
+            let index = session_index(paths, session);
+            std::fs::create_dir_all(&index).map_err(io(&index))?;
+            let _ = std::fs::File::create(index.join(&spec.id));
+        }
         write_atomic(
             &cd.dir.join("config.json"),
             &serde_json::to_vec(spec).expect("specs serialise"),
@@ -239,6 +246,12 @@ impl ContainerDir {
     /// Deletes the folder and releases the name. The container must be gone.
     pub fn remove(&self) -> Result<(), StateError> {
         if let Ok(spec) = self.spec() {
+            if let (Some(session), Some(state_dir)) = (&spec.session, self.names_dir.parent()) {
+                let index = state_dir.join("sessions").join(session);
+                let _ = std::fs::remove_file(index.join(&self.id));
+                // The folder goes with the session's last container.
+                let _ = std::fs::remove_dir(&index);
+            }
             if let Some(name) = spec.name {
                 let link = self.names_dir.join(name.as_str());
                 if std::fs::read_link(&link).ok().as_deref() == Some(Path::new(&self.id)) {
@@ -272,6 +285,31 @@ pub fn owner_alive(state: &ContainerState) -> bool {
 /// Is the container's first process alive?
 pub fn container_alive(state: &ContainerState) -> bool {
     state.status == Status::Running && state.pid.is_some_and(|p| process_alive(p, state.pid_start))
+}
+
+/// Where the containers nested in `session` are listed (one empty file per id).
+pub fn session_index(paths: &Paths, session: &str) -> PathBuf {
+    paths.state_dir.join("sessions").join(session)
+}
+
+/// The containers nested in a session's lab host, from its index (entries whose folder is
+/// gone are dropped).
+pub fn list_session(paths: &Paths, session: &str) -> Vec<ContainerDir> {
+    let index = session_index(paths, session);
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(&index) {
+        for e in rd.flatten() {
+            if let Some(id) = e.file_name().to_str() {
+                let cd = ContainerDir::new(paths, id);
+                if cd.dir.is_dir() {
+                    out.push(cd);
+                } else {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Every container folder in the state dir.

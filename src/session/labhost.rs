@@ -163,14 +163,7 @@ impl Sessions {
 
     /// The containers started from the session's lab host.
     pub fn nested(&self, row: &SessionRow) -> Vec<ContainerDir> {
-        state::list(&self.paths)
-            .into_iter()
-            .filter(|cd| {
-                cd.spec().is_ok_and(|s| {
-                    s.session.as_deref() == Some(row.id.as_str()) && s.nest.is_some()
-                })
-            })
-            .collect()
+        state::list_session(&self.paths, &row.id)
     }
 
     /// A nested container by name, id or unique id prefix.
