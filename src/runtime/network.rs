@@ -1,0 +1,127 @@
+//! Container networking inside a lab host, with [`crate::runtime::netlink`]: user
+//! bridge networks (a Linux bridge in the lab host's network namespace, one veth pair per
+//! container), as Docker's `bridge` driver builds them on a real host.
+//!
+//! ```text
+//!   lab host netns                         container netns
+//!   gt-<net> (bridge, 10.88.N.1/24) ── gt<id> ═══ veth ═══ eth0 (10.88.N.k/24)
+//!                                                          default via 10.88.N.1
+//! ```
+//!
+//! The veth is created from a netlink socket in the lab host's namespace, with its peer
+//! placed directly in the container's namespace; the container end is then configured
+//! from a socket opened in the container's namespace. Nothing is ever created in the real
+//! host's namespace, and everything goes when the lab host's namespace does.
+
+use crate::runtime::netlink::{Netlink, NetlinkError};
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+/// A container's place on a user bridge network (in its spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeNet {
+    /// The network's name, as the student gave it.
+    pub network: String,
+    /// The bridge device in the lab host.
+    pub bridge: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
+/// First octets of every session network: 10.88.N.0/24 for network N (each lab host has
+/// its own network namespace, so sessions may all use the same addresses).
+pub const SUBNET_BASE: [u8; 2] = [10, 88];
+
+/// The bridge's address on network `n`.
+pub fn gateway_of(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(SUBNET_BASE[0], SUBNET_BASE[1], n, 1)
+}
+
+/// The name of the host end of a container's veth: `gt` + 12 hex of its id (15 bytes is
+/// the kernel's limit for interface names).
+pub fn veth_name(container_id: &str, ifname: &str) -> String {
+    let tag = if ifname == "eth0" {
+        String::new()
+    } else {
+        ifname.trim_start_matches("eth").to_string()
+    };
+    let mut n = format!("gt{}{}", &container_id[..container_id.len().min(12)], tag);
+    n.truncate(15);
+    n
+}
+
+/// Creates network bridge `bridge` with `gateway/prefix` in the namespace of `netns_pid`.
+pub fn create_bridge(
+    netns_pid: i32,
+    bridge: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+) -> Result<(), NetlinkError> {
+    let mut nl = Netlink::open_in(netns_pid)?;
+    nl.add_bridge(bridge)?;
+    let idx = nl.index(bridge)?;
+    nl.add_address(idx, gateway, prefix)?;
+    nl.set_up(idx)
+}
+
+/// Deletes the bridge (its veths stay, detached).
+pub fn delete_bridge(netns_pid: i32, bridge: &str) -> Result<(), NetlinkError> {
+    let mut nl = Netlink::open_in(netns_pid)?;
+    let idx = nl.index(bridge)?;
+    nl.delete_link(idx)
+}
+
+/// Plugs the container whose first process is `container_pid` into `net`, as interface
+/// `ifname`; with `default_route`, its default route goes through the bridge.
+pub fn attach(
+    labhost_pid: i32,
+    container_pid: i32,
+    container_id: &str,
+    net: &BridgeNet,
+    ifname: &str,
+    default_route: bool,
+) -> Result<(), NetlinkError> {
+    let mut host = Netlink::open_in(labhost_pid)?;
+    let bridge = host.index(&net.bridge)?;
+    let ns = std::fs::File::open(format!("/proc/{container_pid}/ns/net")).map_err(|e| {
+        NetlinkError::Namespace(
+            format!("container process {container_pid}"),
+            nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    })?;
+    let veth = veth_name(container_id, ifname);
+    host.add_veth(&veth, Some(bridge), ifname, ns.as_raw_fd(), None)?;
+    let idx = host.index(&veth)?;
+    host.set_up(idx)?;
+    let mut inside = Netlink::open_in(container_pid)?;
+    let eth = inside.index(ifname)?;
+    inside.add_address(eth, net.address, net.prefix)?;
+    inside.set_up(eth)?;
+    if default_route {
+        inside.add_default_route(net.gateway, eth)?;
+    }
+    Ok(())
+}
+
+/// Unplugs interface `ifname` of a running container (deleting one end of a veth deletes
+/// both).
+pub fn detach(container_pid: i32, ifname: &str) -> Result<(), NetlinkError> {
+    let mut inside = Netlink::open_in(container_pid)?;
+    let idx = inside.index(ifname)?;
+    inside.delete_link(idx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_fit_the_kernel_limit() {
+        assert_eq!(veth_name("0123456789abcdef", "eth0"), "gt0123456789ab");
+        assert_eq!(veth_name("0123456789ab", "eth1"), "gt0123456789ab1");
+        assert!(veth_name("0123456789ab", "eth12").len() <= 15);
+        assert_eq!(gateway_of(3), Ipv4Addr::new(10, 88, 3, 1));
+    }
+}
