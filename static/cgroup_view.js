@@ -67,7 +67,8 @@ class Chart {
 
   /**
    * `points`: [{t, v}] with v null where unknown; `limit`: a number or null;
-   * `marks`: times of events; `now`: the right edge's time.
+   * `marks`: [{t, kind}] events; `now`: the right edge's time; `floor`: the
+   * smallest top of the scale, so that a flat line near zero stays near zero.
    */
   draw(points, limit, marks, now, floor, text) {
     const known = points.filter((p) => isNumber(p.v));
@@ -82,8 +83,12 @@ class Chart {
     } else {
       this.limit.style.display = 'none';
     }
+    // An OOM kill is rare and drastic: a line through the chart. Throttling
+    // repeats every second while it lasts: a tick along the bottom.
     this.marks.replaceChildren(
-      ...marks.filter((t) => t >= now - WINDOW_MS).map((t) => svg('line', { x1: x(t), x2: x(t), y1: 0, y2: HEIGHT })),
+      ...marks.filter((m) => m.t >= now - WINDOW_MS).map((m) => svg('line', {
+        class: m.kind, x1: x(m.t), x2: x(m.t), y1: m.kind === 'oom' ? 0 : HEIGHT - 10, y2: HEIGHT,
+      })),
     );
     this.text.textContent = text;
   }
@@ -128,9 +133,12 @@ class Card {
       this.setLimits();
     });
 
+    head.append(this.form);
+    const charts = el('div', 'cg-charts');
+    charts.append(this.memory.root, this.cpu.root, this.pids.root);
     this.message = el('p', 'cg-message');
     this.message.setAttribute('role', 'status');
-    this.root.append(head, this.memory.root, this.cpu.root, this.pids.root, this.form, this.message);
+    this.root.append(head, charts, this.message);
   }
 
   say(state, text) {
@@ -189,7 +197,7 @@ class Card {
     this.pause.textContent = last.paused ? 'Resume' : 'Pause';
     this.title.textContent = last.paused ? `${this.name} (paused)` : this.name;
     const series = (key) => history.points.map((p) => ({ t: p.t, v: p[key] }));
-    const marksOf = (kind) => history.marks.filter((m) => m.kind === kind).map((m) => m.t);
+    const marksOf = (kind) => history.marks.filter((m) => m.kind === kind);
 
     const mem = last.memLimit;
     this.memory.draw(series('mem'), mem, marksOf('oom'), now, 1024 * 1024,

@@ -140,12 +140,15 @@ function drawTraceOptions(sample, selected) {
 function traceRow(step, previousMs, widest) {
   const delta = Math.max(0, step.ms - previousMs);
   const li = el('li', 'trace-step');
-  li.append(el('span', 'trace-ms', `${ms(step.ms)} ms`), el('span', 'trace-delta', `+${ms(delta)}`));
-  const what = el('div', 'trace-what');
+  // The bar's track is as wide for every step: the longest step fills it.
+  const track = el('span', 'trace-track');
+  track.setAttribute('aria-hidden', 'true');
   const bar = el('span', 'trace-bar');
-  bar.setAttribute('aria-hidden', 'true');
   bar.style.width = `${widest > 0 ? Math.max(1, (delta / widest) * 100) : 1}%`;
-  what.append(el('span', 'trace-name', step.step), bar);
+  track.append(bar);
+  li.append(el('span', 'trace-ms', `${ms(step.ms)} ms`), el('span', 'trace-delta', `+${ms(delta)}`), track);
+  const what = el('div', 'trace-what');
+  what.append(el('span', 'trace-name', step.step));
   if (step.shell) what.append(el('code', 'trace-shell', step.shell));
   li.append(what);
   const url = manUrl(step.man);
