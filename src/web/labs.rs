@@ -228,3 +228,16 @@ pub async fn check_step(
     let outcome = crate::lab::evaluate::check_step(&state.sessions, &row, n, &step.checks).await;
     Ok(HttpResponse::Ok().json(outcome))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::picture_view;
+
+    #[test]
+    fn each_lab_page_opens_on_the_picture_its_lab_is_about() {
+        assert_eq!(picture_view("run"), "trace");
+        assert_eq!(picture_view("namespaces"), "namespaces");
+        assert_eq!(picture_view("cgroups"), "cgroups");
+        assert_eq!(picture_view("networking"), "namespaces");
+    }
+}
