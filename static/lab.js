@@ -1,5 +1,6 @@
-// The lab page: run buttons type a step's command into the terminal, and Check
-// buttons ask the server whether the step is done.
+// The lab page: run buttons type a step's command into the terminal, Check
+// buttons ask the server whether the step is done, and on load the steps that
+// already passed (the server remembers them) are shown as passed.
 //
 // Without a session (no terminal yet) the buttons explain that the lab must be
 // started first; without JavaScript the commands and hints are still readable
@@ -11,12 +12,39 @@ const sessionId = lab.dataset.sessionId || null;
 // terminal.js opens the WebSocket as soon as it loads, so it is only loaded
 // when the page has a terminal.
 const terminal = sessionId ? import('./terminal.js') : null;
+// The "What the kernel did" panel exists only beside a terminal too.
+if (sessionId && document.getElementById('pictures')) import('./pictures.js');
 
 function setState(stepEl, state, text) {
   const status = stepEl.querySelector('.step-status');
   if (!status) return;
   status.dataset.state = state;
   status.textContent = text;
+  // The step itself says whether it passed, for the eye (a green edge) and for tests.
+  stepEl.classList.toggle('passed', state === 'passed');
+  stepEl.dataset.passed = String(state === 'passed');
+}
+
+// Progress is stored with the session: after a reload, or from another tab,
+// the steps passed so far are still shown as passed.
+async function showProgress() {
+  try {
+    const response = await fetch(`/api/v1/sessions/${encodeURIComponent(sessionId)}`, {
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+    if (!response.ok) return;
+    const session = await response.json();
+    for (const n of session.passed_steps || []) {
+      const stepEl = document.getElementById(`step-${n}`);
+      // A check running now decides for itself.
+      if (stepEl && stepEl.querySelector('.step-status')?.dataset.state === 'pending') {
+        setState(stepEl, 'passed', 'Passed (checked earlier).');
+      }
+    }
+  } catch {
+    // Without the stored progress the steps simply start unchecked.
+  }
 }
 
 async function runCommand(button) {
@@ -66,3 +94,5 @@ lab.addEventListener('click', (event) => {
   const check = event.target.closest('button.check-step');
   if (check) checkStep(check);
 });
+
+if (sessionId) showProgress();

@@ -137,6 +137,18 @@ struct LabPage {
     lab: LabView,
     /// The session whose terminal the page shows, if the student started one.
     session: Option<String>,
+    /// The tab of the "What the kernel did" panel the page opens on.
+    picture_view: &'static str,
+}
+
+/// The picture a lab is about: the launch trace for the lab on `run`, the cgroup charts
+/// for the cgroups lab, and the namespace map for the namespaces lab and any other.
+fn picture_view(lab_id: &str) -> &'static str {
+    match lab_id {
+        "run" => "trace",
+        "cgroups" => "cgroups",
+        _ => "namespaces",
+    }
 }
 
 pub async fn catalog_page(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
@@ -158,14 +170,20 @@ pub async fn lab_page(
     query: web::Query<LabPageQuery>,
 ) -> Result<HttpResponse, PageError> {
     let lab = LabView::from(find(&state, &id)?);
+    let picture_view = picture_view(&lab.id);
     let Some(sid) = query.into_inner().session else {
-        return html(LabPage { lab, session: None });
+        return html(LabPage {
+            lab,
+            session: None,
+            picture_view,
+        });
     };
     let token = auth::token(&req);
     let row = state.sessions.authorize(&sid, token.as_deref())?;
     let mut resp = html(LabPage {
         lab,
         session: Some(row.id.clone()),
+        picture_view,
     })?;
     // As on the session page: a link with ?token= becomes the cookie the scripts use.
     if let Some(t) = token {
@@ -209,4 +227,17 @@ pub async fn check_step(
     })?;
     let outcome = crate::lab::evaluate::check_step(&state.sessions, &row, n, &step.checks).await;
     Ok(HttpResponse::Ok().json(outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::picture_view;
+
+    #[test]
+    fn each_lab_page_opens_on_the_picture_its_lab_is_about() {
+        assert_eq!(picture_view("run"), "trace");
+        assert_eq!(picture_view("namespaces"), "namespaces");
+        assert_eq!(picture_view("cgroups"), "cgroups");
+        assert_eq!(picture_view("networking"), "namespaces");
+    }
 }

@@ -50,3 +50,10 @@ fn a_browser_reconnects_to_the_same_shell() {
 fn a_browser_shows_a_labs_steps_with_run_and_check_buttons() {
     run_browser_script("lab_page.mjs");
 }
+
+/// The labs issue: "A browser test opens a lab, clicks a code block's button, and sees the
+/// step turn green" — and the pictures under the terminal show that container's launch.
+#[test]
+fn a_browser_runs_a_lab_step_from_its_button_and_sees_it_pass() {
+    run_browser_script("lab_click.mjs");
+}
