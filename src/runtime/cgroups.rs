@@ -211,6 +211,19 @@ impl ContainerCgroup {
     /// memory limit is the whole budget; with it, swap is capped to the same figure so a
     /// hog cannot escape into swap.
     pub fn apply(&self, limits: &Limits) -> Result<(), CgroupError> {
+        // v1 refuses a memory limit above memory+swap's: when raising, memsw goes first.
+        if let (Some(m), Some(dir)) = (limits.memory, self.controller_path("memory")) {
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            let current = std::fs::read_to_string(&memsw)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok());
+            if current.is_some_and(|c| m.bytes() > c) {
+                std::fs::write(&memsw, m.bytes().to_string()).map_err(|e| CgroupError::Limits {
+                    path: memsw.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
         let mut res = Resources::default();
         if let Some(m) = limits.memory {
             res.memory.memory_hard_limit = Some(m.bytes() as i64);
@@ -344,9 +357,11 @@ impl ContainerCgroup {
         self.cg.exists()
     }
 
-    /// SIGKILLs everything in the cgroup (used when a container's monitor is gone).
+    /// SIGKILLs everything in the cgroup (used when a container's monitor is gone). A
+    /// frozen cgroup is thawed too: its tasks would otherwise hold the signal forever.
     pub fn kill_all(&self) {
         if self.cg.v2() && self.cg.kill().is_ok() {
+            let _ = self.set_frozen(false);
             return;
         }
         for pid in self.processes() {
@@ -354,6 +369,9 @@ impl ContainerCgroup {
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        if self.frozen() {
+            let _ = self.set_frozen(false);
         }
     }
 

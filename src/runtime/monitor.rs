@@ -559,6 +559,10 @@ impl Monitor {
             }
             Frame::Kill => {
                 let _ = nix::sys::signal::kill(self.started.pid, nix::sys::signal::Signal::SIGKILL);
+                // A paused (frozen) container only dies once thawed.
+                if self.started.cgroup.frozen() {
+                    let _ = self.started.cgroup.set_frozen(false);
+                }
             }
             Frame::CloseStdin => {
                 if self.started.pty_master.is_none() {

@@ -160,7 +160,8 @@ impl ContainerDir {
     pub fn create(paths: &Paths, spec: &ContainerSpec) -> Result<Self, StateError> {
         let cd = ContainerDir::new(paths, &spec.id);
         ensure_private_dir(&paths.containers_dir()).map_err(io(&paths.containers_dir()))?;
-        if let Some(name) = &spec.name {
+        // (A nested container's name is its session's own: see Sessions::find_nested.)
+        if let Some(name) = spec.name.as_ref().filter(|_| spec.nest.is_none()) {
             ensure_private_dir(&cd.names_dir).map_err(io(&cd.names_dir))?;
             let link = cd.names_dir.join(name.as_str());
             if let Err(e) = std::os::unix::fs::symlink(&spec.id, &link) {
@@ -252,7 +253,7 @@ impl ContainerDir {
                 // The folder goes with the session's last container.
                 let _ = std::fs::remove_dir(&index);
             }
-            if let Some(name) = spec.name {
+            if let Some(name) = spec.name.filter(|_| spec.nest.is_none()) {
                 let link = self.names_dir.join(name.as_str());
                 if std::fs::read_link(&link).ok().as_deref() == Some(Path::new(&self.id)) {
                     let _ = std::fs::remove_file(&link);

@@ -167,3 +167,66 @@ async fn the_lab_api_answers_only_lab_hosts() {
     delete_session(&srv, &a).await;
     delete_session(&srv, &b).await;
 }
+
+#[tokio::test]
+async fn names_are_per_session_and_paused_or_resized_containers_behave() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let a = create_session(&srv).await;
+    let b = create_session(&srv).await;
+    let mut ta = Term::connect(&srv, &a).await;
+    let mut tb = Term::connect(&srv, &b).await;
+    ta.expect("# ", 10).await;
+    tb.expect("# ", 10).await;
+    // The same name in two sessions.
+    for (t, tag) in [(&mut ta, "a"), (&mut tb, "b")] {
+        t.send(&format!(
+            "gantry run -d --name small --memory 64m busybox sleep 600 && echo {tag}\"\"-ran\r"
+        ))
+        .await;
+        t.expect(&format!("{tag}-ran"), 30).await;
+    }
+    // Raising a memory limit from the page raises it in the kernel.
+    let http = reqwest::Client::new();
+    let put = http
+        .put(srv.url(&format!(
+            "/api/v1/sessions/{}/containers/small/limits",
+            a.id
+        )))
+        .bearer_auth(&a.token)
+        .json(&serde_json::json!({ "memory": "128m" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{:?}", put.text().await);
+    let pic: Value = http
+        .get(srv.url(&format!("/api/v1/sessions/{}/picture", a.id)))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let small = &pic["containers"][0];
+    assert_eq!(small["name"], "small");
+    assert_eq!(
+        small["cgroup"]["memory"]["limit_bytes"],
+        128u64 << 20,
+        "{pic}"
+    );
+    let host_pid = small["pids"]["host"].as_i64().unwrap();
+    // A paused container can still be removed, and nothing of it stays.
+    ta.send("gantry pause small && gantry rm -f small && echo a\"\"-removed\r")
+        .await;
+    ta.expect("a-removed", 30).await;
+    eventually(10, "the paused container's process is gone", || {
+        process_gone(host_pid)
+    })
+    .await;
+    tb.send("gantry ps; echo b\"\"-listed\r").await;
+    let out = tb.expect("b-listed", 30).await;
+    assert!(out.contains("small"), "b's small is untouched: {out}");
+    delete_session(&srv, &a).await;
+    delete_session(&srv, &b).await;
+}
