@@ -52,6 +52,8 @@ pub enum Command {
     Pause(NameArgs),
     /// Resume a paused container.
     Unpause(NameArgs),
+    /// Manage user networks (inside a lab host).
+    Network(NetworkArgs),
     /// Work on labs (`gantry lab check`).
     Lab(lab::LabArgs),
     /// Start the web dashboard.
@@ -86,6 +88,32 @@ pub struct ExecArgs {
     /// Command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+/// `gantry network ...`
+#[derive(clap::Args, Debug)]
+pub struct NetworkArgs {
+    #[command(subcommand)]
+    pub command: NetworkCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a bridge network.
+    Create { name: String },
+    /// List networks.
+    Ls,
+    /// Show a network: its bridge, subnet and containers.
+    Inspect { name: String },
+    /// Remove networks.
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Plug a running container into a network.
+    Connect { network: String, container: String },
+    /// Unplug a container from a network.
+    Disconnect { network: String, container: String },
 }
 
 /// A command that takes one container.
@@ -148,6 +176,9 @@ pub fn main() -> i32 {
         Command::Stats(args) => inspect::stats(&paths, args),
         Command::Pause(args) => inspect::pause(&paths, args, true),
         Command::Unpause(args) => inspect::pause(&paths, args, false),
+        Command::Network(_) => Err(anyhow::anyhow!(
+            "networks live inside lab hosts: run gantry network there (open a session's terminal)"
+        )),
         Command::Lab(args) => lab::lab(args),
         Command::Serve(args) => require_root().and_then(|_| crate::web::serve(paths, args)),
     };

@@ -142,6 +142,7 @@ pub fn main(host: &str, command: super::Command) -> anyhow::Result<i32> {
         }
         C::Stats(a) => stats(&d, a),
         C::Exec(a) => exec(&d, a),
+        C::Network(a) => network(&d, a.command),
         C::Pause(a) => pause(&d, a, true),
         C::Unpause(a) => pause(&d, a, false),
         C::Serve(_) | C::Monitor { .. } | C::ExecIn { .. } | C::Lab(_) => {
@@ -453,6 +454,92 @@ fn exec(d: &Daemon, a: ExecArgs) -> anyhow::Result<i32> {
     print!("{}", v["output"].as_str().unwrap_or(""));
     std::io::stdout().flush()?;
     Ok(v["exit_code"].as_i64().unwrap_or(125) as i32)
+}
+
+fn network(d: &Daemon, cmd: super::NetworkCommand) -> anyhow::Result<i32> {
+    use super::NetworkCommand as N;
+    match cmd {
+        N::Create { name } => {
+            let v = d
+                .request(
+                    "POST",
+                    "/lab/v1/networks",
+                    Some(&serde_json::json!({ "name": name })),
+                )?
+                .ok()?;
+            println!("{}", v["name"].as_str().unwrap_or(""));
+        }
+        N::Ls => {
+            let v = d.request("GET", "/lab/v1/networks", None)?.ok()?;
+            println!(
+                "{:<14}{:<8}{:<14}{:<16}CONTAINERS",
+                "NAME", "DRIVER", "BRIDGE", "SUBNET"
+            );
+            for n in v.as_array().cloned().unwrap_or_default() {
+                let names: Vec<String> = n["containers"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c["name"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{:<14}{:<8}{:<14}{:<16}{}",
+                    n["name"].as_str().unwrap_or(""),
+                    n["driver"].as_str().unwrap_or(""),
+                    n["bridge"].as_str().unwrap_or(""),
+                    n["subnet"].as_str().unwrap_or(""),
+                    names.join(", ")
+                );
+            }
+        }
+        N::Inspect { name } => {
+            let v = d
+                .request("GET", &format!("/lab/v1/networks/{name}"), None)?
+                .ok()?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        N::Rm { names } => {
+            let mut code = 0;
+            for name in names {
+                match d
+                    .request("DELETE", &format!("/lab/v1/networks/{name}"), None)?
+                    .ok()
+                {
+                    Ok(_) => println!("{name}"),
+                    Err(e) => {
+                        eprintln!("gantry: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        N::Connect { network, container } => {
+            let v = d
+                .request(
+                    "POST",
+                    &format!("/lab/v1/networks/{network}/connect"),
+                    Some(&serde_json::json!({ "container": container })),
+                )?
+                .ok()?;
+            println!(
+                "{container}: {} on {network}",
+                v["address"].as_str().unwrap_or("")
+            );
+        }
+        N::Disconnect { network, container } => {
+            d.request(
+                "POST",
+                &format!("/lab/v1/networks/{network}/disconnect"),
+                Some(&serde_json::json!({ "container": container })),
+            )?
+            .ok()?;
+            println!("{container}");
+        }
+    }
+    Ok(0)
 }
 
 fn pause(d: &Daemon, a: NameArgs, paused: bool) -> anyhow::Result<i32> {

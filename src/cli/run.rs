@@ -102,6 +102,12 @@ pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpe
             NetworkMode::Container(key) => {
                 NetworkMode::Container(crate::runtime::state::find(paths, &key)?.id)
             }
+            NetworkMode::Host => anyhow::bail!(
+                "--network host would put the container in the real host's network: gantry refuses that; inside a lab host, host is the lab host's network"
+            ),
+            NetworkMode::Named(n) => anyhow::bail!(
+                "network {n:?}: user networks live inside lab hosts (gantry network create there); on the host, use --network none or container:<name>"
+            ),
             mode => mode,
         },
         auto_remove: a.rm,

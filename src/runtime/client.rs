@@ -158,16 +158,29 @@ pub fn kill(cd: &ContainerDir) -> Result<(), ClientError> {
     match Attachment::connect(cd) {
         Ok(mut a) => {
             let _ = a.send(&Frame::Kill);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            // Wait for the monitor to close the connection after its Exit frame.
-            let _ = a.stream.set_read_timeout(Some(Duration::from_secs(10)));
-            while Instant::now() < deadline {
-                match a.recv() {
-                    Ok(Some(_)) => continue,
-                    _ => break,
+            // Wait for the monitor to close the connection after its Exit frame: 2 s,
+            // then (a frozen cgroup, a task stuck in the kernel) kill every task of the
+            // cgroup ourselves, thawing it first, and wait 8 s more.
+            let gone = |a: &mut Attachment, secs: u64| {
+                let deadline = Instant::now() + Duration::from_secs(secs);
+                let _ = a.stream.set_read_timeout(Some(Duration::from_secs(secs)));
+                while Instant::now() < deadline {
+                    match a.recv() {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => return true,
+                        Err(_) => return false,
+                    }
                 }
+                false
+            };
+            if !gone(&mut a, 2) {
+                if let Some(p) = &st.cgroup {
+                    crate::runtime::cgroups::ContainerCgroup::open(p).kill_all();
+                }
+                gone(&mut a, 8);
             }
             if let Some(mp) = st.monitor_pid {
+                let deadline = Instant::now() + Duration::from_secs(5);
                 while state::process_start_time(mp).is_some() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(2));
                 }

@@ -75,7 +75,7 @@ pub enum LaunchError {
         "joining the pid namespace of lab host process {0}: {1} (is the lab host still running?)"
     )]
     Nest(i32, nix::Error),
-    #[error("--network container: {0}")]
+    #[error("network: {0}")]
     Network(String),
 }
 
@@ -335,6 +335,33 @@ fn start_in_cgroup(
         Err(e) => return Err(fail(e.into())),
     };
 
+    if let crate::runtime::spec::NetworkMode::Bridge(net) = &spec.network {
+        let plugged = match &spec.nest {
+            Some(nest) => crate::runtime::network::attach(
+                nest.host_pid,
+                pid.as_raw(),
+                &spec.id,
+                net,
+                "eth0",
+                true,
+            )
+            .map_err(|e| LaunchError::Network(e.to_string())),
+            None => Err(LaunchError::Network(
+                "user networks exist only inside a lab host".into(),
+            )),
+        };
+        if let Err(e) = plugged {
+            return Err(fail(e));
+        }
+        timeline.mark(&format!(
+            "veth {} (on bridge {}) ⇄ eth0 in the container: {}/{}, default via {}",
+            crate::runtime::network::veth_name(&spec.id, "eth0"),
+            net.bridge,
+            net.address,
+            net.prefix,
+            net.gateway
+        ));
+    }
     if let Err(e) = parent_sock.send(&SyncMsg::Go, None) {
         return Err(fail(e.into()));
     }

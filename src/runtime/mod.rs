@@ -7,6 +7,7 @@
 //! - [`security`]: capabilities, no_new_privs, masked and read-only paths;
 //! - [`idmap`]: user namespaces: uid/gid ranges, their registry, idmapped mounts;
 //! - [`seccomp`]: the system call allowlist;
+//! - [`netlink`] and [`network`]: rtnetlink requests, and bridge networks built with them;
 //! - [`sync`]: the parent/child handshake over a socketpair;
 //! - [`launch`]: clone, join, build, exec;
 //! - [`exec`]: one more process in a running container (setns);
@@ -21,6 +22,8 @@ pub mod idmap;
 pub mod launch;
 pub mod monitor;
 pub mod monitor_proto;
+pub mod netlink;
+pub mod network;
 pub mod plan;
 pub mod rootfs;
 pub mod seccomp;

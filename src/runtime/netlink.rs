@@ -78,7 +78,7 @@ impl Msg {
     }
 
     fn align(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -182,14 +182,7 @@ impl Netlink {
             source,
         };
         // SAFETY: send(2) of our buffer on our socket (the kernel is the default peer).
-        let n = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                0,
-            )
-        };
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
         if n < 0 {
             return Err(fail(nix::Error::last()));
         }
@@ -215,7 +208,8 @@ impl Netlink {
             let mut off = 0;
             let mut payload = None;
             while off + 16 <= data.len() {
-                let len = u32::from_ne_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
+                let len =
+                    u32::from_ne_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
                 let kind = u16::from_ne_bytes(data[off + 4..off + 6].try_into().expect("2 bytes"));
                 let mseq = u32::from_ne_bytes(data[off + 8..off + 12].try_into().expect("4 bytes"));
                 if len < 16 || off + len > data.len() {
@@ -248,15 +242,18 @@ impl Netlink {
         let reply = self
             .request(&format!("ip link show {name}"), &mut m)
             .map_err(|e| match e {
-                NetlinkError::Request { source, .. } if source == nix::Error::ENODEV => {
-                    NetlinkError::NoLink(name.to_string())
-                }
+                NetlinkError::Request {
+                    source: nix::Error::ENODEV,
+                    ..
+                } => NetlinkError::NoLink(name.to_string()),
                 other => other,
             })?;
         if reply.len() < 32 {
             return Err(NetlinkError::NoLink(name.to_string()));
         }
-        Ok(i32::from_ne_bytes(reply[20..24].try_into().expect("4 bytes")))
+        Ok(i32::from_ne_bytes(
+            reply[20..24].try_into().expect("4 bytes"),
+        ))
     }
 
     /// `ip link add NAME type bridge`.
@@ -384,7 +381,10 @@ mod tests {
             });
         let b = m.finish(7).to_vec();
         assert_eq!(b.len() % 4, 0);
-        assert_eq!(u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize, b.len());
+        assert_eq!(
+            u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize,
+            b.len()
+        );
         // ifname: len 4 + "br0\0" = 8, no padding.
         assert_eq!(u16::from_ne_bytes(b[32..34].try_into().unwrap()), 8);
         assert_eq!(&b[36..40], b"br0\0");

@@ -25,7 +25,7 @@ pub enum SpecError {
         "invalid environment variable {0:?}: use KEY=VALUE with a non-empty KEY without '=' or NUL"
     )]
     Env(String),
-    #[error("unknown network mode {0:?}: this version supports `none` and `container:<name>`")]
+    #[error("invalid network {0:?}: use none, host, container:<name>, or the name of a network made with `gantry network create` (1 to 12 of a-z 0-9 - _)")]
     Network(String),
     #[error("invalid image name {0:?}: use lowercase letters, digits and . _ - (e.g. busybox)")]
     Image(String),
@@ -256,15 +256,24 @@ pub enum NetworkMode {
     /// `container:<name>`: join that container's network namespace (its id once
     /// resolved), as Kubernetes pods and docker's `--network container:` do.
     Container(String),
+    /// `host`: inside a lab host, the lab host's own network namespace (resolved to
+    /// `Container(<lab host id>)`); never the real host's.
+    Host,
+    /// A user network by name, before the session gives the container its address.
+    Named(String),
+    /// A place on a user bridge network (resolved from `Named`).
+    Bridge(crate::runtime::network::BridgeNet),
 }
 
 impl NetworkMode {
     pub fn parse(s: &str) -> Result<Self, SpecError> {
         match s {
             "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
             _ => match s.strip_prefix("container:") {
                 Some(c) if !c.is_empty() => Ok(NetworkMode::Container(c.to_string())),
-                _ => Err(SpecError::Network(s.to_string())),
+                Some(_) => Err(SpecError::Network(s.to_string())),
+                None => NetworkName::parse(s).map(|n| NetworkMode::Named(n.0)),
             },
         }
     }
@@ -273,7 +282,27 @@ impl NetworkMode {
     pub fn shared_with(&self) -> Option<&str> {
         match self {
             NetworkMode::Container(c) => Some(c),
-            NetworkMode::None => None,
+            _ => None,
+        }
+    }
+}
+
+/// A user network's name: like a container name, at most 12 characters (its bridge is
+/// `gt-<name>`, and interface names have at most 15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkName(pub String);
+
+impl NetworkName {
+    pub fn parse(s: &str) -> Result<Self, SpecError> {
+        let ok = !s.is_empty()
+            && s.len() <= 12
+            && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok && !["none", "host"].contains(&s) {
+            Ok(NetworkName(s.to_string()))
+        } else {
+            Err(SpecError::Network(s.to_string()))
         }
     }
 }

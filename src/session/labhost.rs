@@ -235,6 +235,35 @@ impl Sessions {
             .ids
             .allocate(&crate::runtime::idmap::Owner::Session(row.id.clone()))
             .map_err(|e| SessionError::Start(e.to_string()))?;
+        let mut binds = vec![];
+        let network =
+            match NetworkMode::parse(req.network.as_deref().unwrap_or("none")).map_err(bad)? {
+                NetworkMode::Container(key) => {
+                    let other = self.find_nested(row, &key)?;
+                    if !other.state().is_ok_and(|s| state::container_alive(&s)) {
+                        return Err(SessionError::Conflict(format!(
+                            "container {key} is not running: start it before sharing its network"
+                        )));
+                    }
+                    NetworkMode::Container(other.id)
+                }
+                // The lab host's network namespace (never the real host's).
+                NetworkMode::Host => NetworkMode::Container(host.id.clone()),
+                NetworkMode::Named(net) => {
+                    let label = name.as_ref().map(|n| n.to_string()).unwrap_or(id.clone());
+                    let (place, hosts) = self.network_reserve(row, &net, &id, &label).await?;
+                    // Its neighbours by name.
+                    binds.push(Bind {
+                        source: hosts,
+                        target: "/etc/hosts".into(),
+                        readonly: true,
+                        file: true,
+                    });
+                    NetworkMode::Bridge(place)
+                }
+                NetworkMode::Bridge(_) => return Err(bad("give a network by its name")),
+                NetworkMode::None => NetworkMode::None,
+            };
         let spec = ContainerSpec {
             name,
             image,
@@ -258,24 +287,11 @@ impl Sessions {
             tty: req.tty,
             interactive: req.interactive,
             limits,
-            network: match NetworkMode::parse(req.network.as_deref().unwrap_or("none"))
-                .map_err(bad)?
-            {
-                NetworkMode::Container(key) => {
-                    let other = self.find_nested(row, &key)?;
-                    if !other.state().is_ok_and(|s| state::container_alive(&s)) {
-                        return Err(SessionError::Conflict(format!(
-                            "container {key} is not running: start it before sharing its network"
-                        )));
-                    }
-                    NetworkMode::Container(other.id)
-                }
-                mode => mode,
-            },
+            network: network.clone(),
             auto_remove: req.rm,
             session: Some(row.id.clone()),
             idmap,
-            binds: vec![],
+            binds: binds.clone(),
             // A lab that teaches nesting allows it in its lab host and so in its
             // containers.
             nested_namespaces: host.spec().is_ok_and(|s| s.nested_namespaces),
@@ -292,7 +308,10 @@ impl Sessions {
         if !spec.workdir.starts_with('/') {
             return Err(bad("the working directory must be an absolute path"));
         }
-        self.start_container(&spec).await?;
+        if let Err(e) = self.start_container(&spec).await {
+            self.network_forget(&row.id, &spec.id).await;
+            return Err(e);
+        }
         self.touch(&row.id);
         Ok(ContainerDir::new(&self.paths, &spec.id))
     }

@@ -7,6 +7,7 @@
 //! their shell exits.
 
 pub mod labhost;
+pub mod networks;
 pub mod picture;
 
 use crate::config::Paths;
@@ -72,6 +73,8 @@ pub struct Sessions {
     images: ImageStore,
     /// uid/gid ranges: one per session.
     ids: Registry,
+    /// Serialises changes to the sessions' network records.
+    net_lock: tokio::sync::Mutex<()>,
     /// Latest activity per session, flushed to SQLite by the reaper (a keystroke must
     /// not be a database write).
     activity: Mutex<HashMap<String, i64>>,
@@ -145,6 +148,7 @@ impl Sessions {
         Sessions {
             images: ImageStore::new(&paths),
             ids: Registry::new(&paths.state_dir),
+            net_lock: tokio::sync::Mutex::new(()),
             paths,
             store,
             cfg,
@@ -324,6 +328,9 @@ impl Sessions {
     /// Stops a container through its monitor (SIGKILL) and removes its folder.
     pub(crate) async fn stop_container(&self, container_id: &str) {
         let cd = ContainerDir::new(&self.paths, container_id);
+        if let Some(session) = cd.spec().ok().and_then(|s| s.session) {
+            self.network_forget(&session, container_id).await;
+        }
         // Blocking socket and file work: off the async workers.
         let _ = tokio::task::spawn_blocking(move || {
             let _ = crate::runtime::client::kill(&cd);
@@ -342,6 +349,7 @@ impl Sessions {
         self.store
             .end_session(&row.id, reason, code, state::now())?;
         self.ids.release(&Owner::Session(row.id.clone()));
+        self.forget_networks(&row.id);
         if let Ok(mut m) = self.activity.lock() {
             m.remove(&row.id);
         }

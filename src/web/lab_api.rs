@@ -92,6 +92,7 @@ pub async fn inspect(
     let row = session_of(&state, &req)?;
     let sessions = state.sessions.clone();
     let host_pid = sessions.container(&row).state().ok().and_then(|s| s.pid);
+    let labhost_id = Some(row.container_id.clone());
     let out = web::block(move || -> Result<serde_json::Value, ApiError> {
         let cd = sessions.find_nested(&row, &key)?;
         let spec = cd.spec().map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -126,7 +127,18 @@ pub async fn inspect(
             )),
             "cgroup": cgroup.as_ref().map(|c| c.stats()),
             "paused": cgroup.as_ref().is_some_and(|c| c.frozen()),
-            "network": {"mode": "none", "interfaces": ["lo"]},
+            "network": {
+                "mode": match &spec.network {
+                    crate::runtime::spec::NetworkMode::None => "none".to_string(),
+                    crate::runtime::spec::NetworkMode::Container(id) if Some(id) == labhost_id.as_ref() => "host".into(),
+                    crate::runtime::spec::NetworkMode::Container(id) => format!("container:{id}"),
+                    crate::runtime::spec::NetworkMode::Bridge(b) => b.network.clone(),
+                    other => format!("{other:?}"),
+                },
+                "networks": sessions.networks_of(&row.id, &cd.id).into_iter().map(|(n, m)| serde_json::json!({
+                    "network": n, "address": m.address, "interface": m.ifname,
+                })).collect::<Vec<_>>(),
+            },
         }))
     })
     .await
@@ -295,6 +307,134 @@ pub async fn images(
     Ok(HttpResponse::Ok().json(images))
 }
 
+fn network_view(
+    sessions: &crate::session::Sessions,
+    row: &SessionRow,
+    n: &crate::session::networks::Network,
+) -> serde_json::Value {
+    let containers: Vec<_> = n
+        .members
+        .iter()
+        .map(|(id, m)| {
+            serde_json::json!({
+                "id": id, "name": m.name, "address": m.address, "interface": m.ifname,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "name": n.name,
+        "driver": "bridge",
+        "bridge": n.bridge,
+        "subnet": n.subnet(),
+        "gateway": n.gateway(),
+        "created_at": n.created_at,
+        "containers": containers,
+        "hosts_file": sessions.hosts_file(&row.id, &n.name),
+    })
+}
+
+pub async fn networks(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let nets = state.sessions.networks(&row.id);
+    let list: Vec<_> = nets
+        .networks
+        .values()
+        .map(|n| network_view(&state.sessions, &row, n))
+        .collect();
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRequest {
+    name: String,
+}
+
+pub async fn network_create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let body: NetworkRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the network request is not valid: {e}")))?;
+    let net = state.sessions.network_create(&row, &body.name).await?;
+    Ok(HttpResponse::Created().json(network_view(&state.sessions, &row, &net)))
+}
+
+pub async fn network_inspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let nets = state.sessions.networks(&row.id);
+    let n = nets
+        .networks
+        .get(name.as_str())
+        .ok_or_else(|| ApiError::NotFound(format!("no network {name}: see gantry network ls")))?;
+    Ok(HttpResponse::Ok().json(network_view(&state.sessions, &row, n)))
+}
+
+pub async fn network_remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    state.sessions.network_remove(&row, &name).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": name.as_str() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    container: String,
+}
+
+async fn connect_or_not(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    name: String,
+    body: web::Bytes,
+    connect: bool,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let body: ConnectRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the request is not valid: {e}")))?;
+    let cd = state.sessions.find_nested(&row, &body.container)?;
+    if connect {
+        let m = state.sessions.network_connect(&row, &name, &cd).await?;
+        Ok(HttpResponse::Ok().json(serde_json::json!({
+            "network": name, "container": cd.id, "address": m.address, "interface": m.ifname,
+        })))
+    } else {
+        state.sessions.network_disconnect(&row, &name, &cd).await?;
+        Ok(HttpResponse::Ok().json(serde_json::json!({ "network": name, "container": cd.id })))
+    }
+}
+
+pub async fn network_connect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    connect_or_not(state, req, name.into_inner(), body, true).await
+}
+
+pub async fn network_disconnect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    connect_or_not(state, req, name.into_inner(), body, false).await
+}
+
 /// Registers `/lab/v1`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -311,6 +451,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/containers/{key}/wait", web::get().to(wait))
             .route("/containers/{key}/attach", web::get().to(attach))
             .route("/images", web::get().to(images))
+            .route("/networks", web::get().to(networks))
+            .route("/networks", web::post().to(network_create))
+            .route("/networks/{name}", web::get().to(network_inspect))
+            .route("/networks/{name}", web::delete().to(network_remove))
+            .route("/networks/{name}/connect", web::post().to(network_connect))
+            .route(
+                "/networks/{name}/disconnect",
+                web::post().to(network_disconnect),
+            )
             .default_service(web::to(super::api::not_found)),
     );
 }

@@ -82,6 +82,23 @@ async fn walk(lab: &str) {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
+            let picture: Value = reqwest::Client::new()
+                .get(srv.url(&format!("/api/v1/sessions/{}/picture", s.id)))
+                .bearer_auth(&s.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap_or_default();
+            let containers: Vec<String> = picture["containers"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|c| format!("{} {} {}", c["name"], c["status"], c["exit_code"]))
+                        .collect()
+                })
+                .unwrap_or_default();
             let out = String::from_utf8_lossy(&t.output);
             let tail: String = out
                 .chars()
@@ -93,7 +110,7 @@ async fn walk(lab: &str) {
                 .collect();
             assert_eq!(
                 after["passed"], true,
-                "lab {lab} step {n} fails after its commands: {after}\nterminal:\n{tail}"
+                "lab {lab} step {n} fails after its commands: {after}\ncontainers: {containers:?}\nterminal:\n{tail}"
             );
             checked += 1;
         }
