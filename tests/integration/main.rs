@@ -8,6 +8,7 @@ mod browser;
 mod escape;
 mod helpers;
 mod labs;
+mod network;
 mod restart;
 mod runtime;
 mod student;

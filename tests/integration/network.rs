@@ -1,0 +1,196 @@
+//! Networking modes inside a lab host (the networking and storage issue), with real
+//! traffic: busybox ping, wget against httpd, nc. Everything is typed into a session's
+//! terminal, as a student would.
+
+use crate::helpers::*;
+
+/// Runs a line in the terminal and returns its output up to a marker.
+async fn sh(t: &mut Term, line: &str, tag: &str) -> String {
+    t.send(&format!("{line}; echo {tag}\"\"-end\r")).await;
+    t.expect(&format!("{tag}-end\r\n"), 60).await
+}
+
+#[tokio::test]
+async fn containers_on_a_user_network_talk_by_name_and_other_modes_hold() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let s = create_session(&srv).await;
+    let mut t = Term::connect(&srv, &s).await;
+    t.expect("# ", 10).await;
+
+    let out = sh(
+        &mut t,
+        "gantry network create lan && gantry network ls",
+        "create",
+    )
+    .await;
+    assert!(
+        out.contains("gt-lan") && out.contains("10.88.1.0/24"),
+        "{out}"
+    );
+    sh(
+        &mut t,
+        "gantry run -d --name web --network lan busybox sh -c 'echo hello-from-web > /tmp/index.html; httpd -f -p 80 -h /tmp'",
+        "web",
+    )
+    .await;
+    sh(
+        &mut t,
+        "gantry run -d --name db --network lan busybox sh -c 'echo pong-from-db | nc -l -p 5000'",
+        "db",
+    )
+    .await;
+    // By name, through the bridge: ICMP, HTTP, raw TCP.
+    let out = sh(
+        &mut t,
+        "gantry run --rm --network lan busybox ping -c 2 -W 2 web",
+        "ping",
+    )
+    .await;
+    assert!(out.contains("2 packets received"), "{out}");
+    let out = sh(
+        &mut t,
+        "gantry run --rm --network lan busybox wget -q -O- http://web/",
+        "wget",
+    )
+    .await;
+    assert!(out.contains("hello-from-web"), "{out}");
+    let out = sh(
+        &mut t,
+        "gantry run --rm --network lan busybox nc db 5000 </dev/null",
+        "nc",
+    )
+    .await;
+    assert!(out.contains("pong-from-db"), "{out}");
+    // The lab host reaches the container through its bridge too.
+    let out = sh(&mut t, "wget -q -O- http://10.88.1.2/", "fromhost").await;
+    assert!(out.contains("hello-from-web"), "{out}");
+    // inspect shows the address.
+    let out = sh(
+        &mut t,
+        "gantry inspect web | grep -A3 '\"address\"'",
+        "inspect",
+    )
+    .await;
+    assert!(out.contains("10.88.1.2"), "{out}");
+
+    // none: loopback only.
+    let out = sh(&mut t, "gantry run --rm busybox ip -o link | wc -l", "none").await;
+    assert!(out.contains("\r\n1\r\n"), "only lo: {out}");
+    // host: the lab host's namespace (it sees the bridge), never the real host's.
+    let out = sh(
+        &mut t,
+        "gantry run --rm --network host busybox ip -o link",
+        "hostmode",
+    )
+    .await;
+    assert!(out.contains("gt-lan"), "{out}");
+    let real_host_links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lo")
+        .collect();
+    for link in &real_host_links {
+        assert!(
+            !out.contains(&format!(": {link}:")),
+            "the real host's {link} is not there: {out}"
+        );
+    }
+    // container:web shares web's namespace.
+    let out = sh(
+        &mut t,
+        "gantry run --rm --network container:web busybox wget -q -O- http://127.0.0.1/",
+        "shared",
+    )
+    .await;
+    assert!(out.contains("hello-from-web"), "{out}");
+
+    // connect / disconnect a running container.
+    sh(
+        &mut t,
+        "gantry network create back && gantry run -d --name solo busybox sleep 600",
+        "solo",
+    )
+    .await;
+    let out = sh(
+        &mut t,
+        "gantry network connect back solo && gantry exec solo ip -o -4 addr",
+        "connect",
+    )
+    .await;
+    assert!(out.contains("10.88.2.2"), "{out}");
+    let out = sh(
+        &mut t,
+        "gantry network disconnect back solo && gantry exec solo ip -o link | wc -l",
+        "disconnect",
+    )
+    .await;
+    assert!(out.contains("\r\n1\r\n"), "{out}");
+
+    // A network with containers cannot be removed; an empty one can.
+    let out = sh(&mut t, "gantry network rm lan", "rmbusy").await;
+    assert!(out.contains("still has containers"), "{out}");
+    let out = sh(
+        &mut t,
+        "gantry rm -f web db solo && gantry network rm lan back && gantry network ls",
+        "rm",
+    )
+    .await;
+    assert!(!out.contains("gt-lan"), "{out}");
+    delete_session(&srv, &s).await;
+}
+
+#[tokio::test]
+async fn one_session_cannot_reach_another_sessions_containers() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let a = create_session(&srv).await;
+    let b = create_session(&srv).await;
+    let mut ta = Term::connect(&srv, &a).await;
+    let mut tb = Term::connect(&srv, &b).await;
+    ta.expect("# ", 10).await;
+    tb.expect("# ", 10).await;
+    // b: two containers, the server at 10.88.1.3.
+    sh(
+        &mut tb,
+        "gantry network create lan && gantry run -d --name first --network lan busybox sleep 600",
+        "b1",
+    )
+    .await;
+    sh(
+        &mut tb,
+        "gantry run -d --name web --network lan busybox sh -c 'echo secret-of-b > /tmp/index.html; httpd -f -p 80 -h /tmp'",
+        "b2",
+    )
+    .await;
+    let out = sh(
+        &mut tb,
+        "gantry run --rm --network lan busybox wget -q -O- http://10.88.1.3/",
+        "b3",
+    )
+    .await;
+    assert!(
+        out.contains("secret-of-b"),
+        "b reaches its own server: {out}"
+    );
+    // a: the same addresses exist only in a's own lab host.
+    sh(
+        &mut ta,
+        "gantry network create lan && gantry run -d --name probe --network lan busybox sleep 600",
+        "a1",
+    )
+    .await;
+    let out = sh(
+        &mut ta,
+        "gantry exec probe wget -q -T 2 -O- http://10.88.1.3/ 2>&1; wget -q -T 2 -O- http://10.88.1.3/ 2>&1",
+        "a2",
+    )
+    .await;
+    assert!(
+        !out.contains("secret-of-b"),
+        "a cannot reach b's container: {out}"
+    );
+    delete_session(&srv, &a).await;
+    delete_session(&srv, &b).await;
+}
