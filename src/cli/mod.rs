@@ -54,6 +54,10 @@ pub enum Command {
     Unpause(NameArgs),
     /// Manage user networks (inside a lab host).
     Network(NetworkArgs),
+    /// Manage volumes (inside a lab host).
+    Volume(VolumeArgs),
+    /// Show what a container changed in its writable layer (A added, C changed, D deleted).
+    Diff(NameArgs),
     /// Work on labs (`gantry lab check`).
     Lab(lab::LabArgs),
     /// Start the web dashboard.
@@ -116,6 +120,28 @@ pub enum NetworkCommand {
     Disconnect { network: String, container: String },
 }
 
+/// `gantry volume ...`
+#[derive(clap::Args, Debug)]
+pub struct VolumeArgs {
+    #[command(subcommand)]
+    pub command: VolumeCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a named volume.
+    Create { name: String },
+    /// List volumes.
+    Ls,
+    /// Show a volume: where it is, its size, who uses it.
+    Inspect { name: String },
+    /// Remove volumes.
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
 /// A command that takes one container.
 #[derive(clap::Args, Debug)]
 pub struct NameArgs {
@@ -176,8 +202,8 @@ pub fn main() -> i32 {
         Command::Stats(args) => inspect::stats(&paths, args),
         Command::Pause(args) => inspect::pause(&paths, args, true),
         Command::Unpause(args) => inspect::pause(&paths, args, false),
-        Command::Network(_) => Err(anyhow::anyhow!(
-            "networks live inside lab hosts: run gantry network there (open a session's terminal)"
+        Command::Network(_) | Command::Volume(_) | Command::Diff(_) => Err(anyhow::anyhow!(
+            "networks, volumes and diff live inside lab hosts: run them there (open a session's terminal)"
         )),
         Command::Lab(args) => lab::lab(args),
         Command::Serve(args) => require_root().and_then(|_| crate::web::serve(paths, args)),

@@ -143,6 +143,24 @@ pub fn main(host: &str, command: super::Command) -> anyhow::Result<i32> {
         C::Stats(a) => stats(&d, a),
         C::Exec(a) => exec(&d, a),
         C::Network(a) => network(&d, a.command),
+        C::Volume(a) => volume(&d, a.command),
+        C::Diff(a) => {
+            let v = d
+                .request(
+                    "GET",
+                    &format!("/lab/v1/containers/{}/diff", a.container),
+                    None,
+                )?
+                .ok()?;
+            for c in v.as_array().cloned().unwrap_or_default() {
+                println!(
+                    "{} {}",
+                    c["kind"].as_str().unwrap_or("?"),
+                    c["path"].as_str().unwrap_or("")
+                );
+            }
+            Ok(0)
+        }
         C::Pause(a) => pause(&d, a, true),
         C::Unpause(a) => pause(&d, a, false),
         C::Serve(_) | C::Monitor { .. } | C::ExecIn { .. } | C::Lab(_) => {
@@ -165,6 +183,9 @@ fn run(d: &Daemon, a: RunArgs) -> anyhow::Result<i32> {
         "cpus": a.cpus,
         "pids_limit": a.pids_limit,
         "network": a.network,
+        "volumes": a.volumes,
+        "tmpfs": a.tmpfs,
+        "volumes_from": a.volumes_from,
         // A foreground --rm is removed by this command once it has the exit code.
         "rm": a.rm && a.detach,
     });
@@ -537,6 +558,69 @@ fn network(d: &Daemon, cmd: super::NetworkCommand) -> anyhow::Result<i32> {
             )?
             .ok()?;
             println!("{container}");
+        }
+    }
+    Ok(0)
+}
+
+fn volume(d: &Daemon, cmd: super::VolumeCommand) -> anyhow::Result<i32> {
+    use super::VolumeCommand as V;
+    match cmd {
+        V::Create { name } => {
+            let v = d
+                .request(
+                    "POST",
+                    "/lab/v1/volumes",
+                    Some(&serde_json::json!({ "name": name })),
+                )?
+                .ok()?;
+            println!("{}", v["name"].as_str().unwrap_or(""));
+        }
+        V::Ls => {
+            let v = d.request("GET", "/lab/v1/volumes", None)?.ok()?;
+            println!(
+                "{:<14}{:<10}{:<44}USED BY",
+                "VOLUME", "SIZE", "MOUNTPOINT (in this lab host)"
+            );
+            for x in v.as_array().cloned().unwrap_or_default() {
+                let used: Vec<String> = x["used_by"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|u| u.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{:<14}{:<10}{:<44}{}",
+                    x["name"].as_str().unwrap_or(""),
+                    format!("{}B", x["size_bytes"].as_u64().unwrap_or(0)),
+                    x["mountpoint"].as_str().unwrap_or(""),
+                    used.join(", ")
+                );
+            }
+        }
+        V::Inspect { name } => {
+            let v = d
+                .request("GET", &format!("/lab/v1/volumes/{name}"), None)?
+                .ok()?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        V::Rm { names } => {
+            let mut code = 0;
+            for name in names {
+                match d
+                    .request("DELETE", &format!("/lab/v1/volumes/{name}"), None)?
+                    .ok()
+                {
+                    Ok(_) => println!("{name}"),
+                    Err(e) => {
+                        eprintln!("gantry: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
         }
     }
     Ok(0)

@@ -55,9 +55,18 @@ pub struct RunArgs {
     /// Size of the writable layer, e.g. 512m (default 1g).
     #[arg(long, allow_hyphen_values = true)]
     pub disk: Option<String>,
-    /// Network mode.
+    /// Network: none, host, container:NAME, or a network made with `gantry network create`.
     #[arg(long, default_value = "none")]
     pub network: String,
+    /// Mount a volume (NAME:/path[:ro]) or a folder of the lab host (/dir:/path[:ro]).
+    #[arg(short = 'v', long = "volume")]
+    pub volumes: Vec<String>,
+    /// Mount a tmpfs at /path (/path[:size]).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount every volume of another container.
+    #[arg(long)]
+    pub volumes_from: Vec<String>,
     /// Image to run, e.g. busybox.
     pub image: String,
     /// Command and its arguments (default: sh).
@@ -67,6 +76,11 @@ pub struct RunArgs {
 
 /// Builds the spec from the flags; every bad value is reported with what to use instead.
 pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpec> {
+    if !a.volumes.is_empty() || !a.volumes_from.is_empty() {
+        anyhow::bail!(
+            "volumes live in lab hosts (their /var/lib/gantry/volumes): use -v inside a session's lab host; on the host, use --tmpfs"
+        );
+    }
     let id = new_container_id();
     let image = ImageName::parse(&a.image)?;
     let image_rootfs = ImageStore::new(paths).rootfs(&image)?;
@@ -120,6 +134,13 @@ pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpe
         binds: vec![],
         nest: None,
         nested_namespaces: false,
+            volumes: vec![],
+            tmpfs: a
+                .tmpfs
+                .iter()
+                .map(|t| TmpfsMount::parse(t))
+                .collect::<Result<_, _>>()?,
+        unmasked_proc: false,
         id,
     })
 }

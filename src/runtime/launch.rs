@@ -197,12 +197,6 @@ pub fn launch(
         &spec.limits,
     )?;
     timeline.mark("cgroup created, limits written");
-    if spec.nest.is_some() && cgroup.joins_itself() {
-        if let Err(e) = cgroup.allow_self_join(spec.idmap.base) {
-            let _ = cgroup.remove();
-            return Err(e.into());
-        }
-    }
 
     let started = start_in_cgroup(spec, container_dir, &ops, io, &cgroup, &mut timeline);
     match started {
@@ -243,7 +237,7 @@ fn start_in_cgroup(
             }
             raw_clone(flags.bits() as libc::c_ulong, std::ptr::null_mut()).map(|ret| (ret, None))
         }
-        Some(nest) => clone_nested(flags, nest.host_pid, container_dir, &spec.idmap, join_net),
+        Some(nest) => clone_nested(flags, nest.host_pid, &spec.id, cgroup, join_net),
     };
     let ret = match cloned {
         Ok((ret, _)) => ret,
@@ -513,7 +507,8 @@ fn child_setup(
     let mut steps: Vec<(String, u64)> = Vec::new();
     let now = || start.elapsed().as_nanos() as u64;
     // First, while the host's cgroupfs is still in our (copied) mount namespace.
-    if cgroup.joins_itself() {
+    // (A nested container's helper joined it for us.)
+    if cgroup.joins_itself() && spec.nest.is_none() {
         cgroup.join_self().map_err(step("cgroup"))?;
         steps.push(("echo 0 > tasks (join own cgroup)".into(), now()));
     }
@@ -712,10 +707,11 @@ fn raw_clone(flags: libc::c_ulong, pidfd: *mut libc::c_int) -> Result<i32, Launc
 fn clone_nested(
     flags: CloneFlags,
     host_pid: i32,
-    container_dir: &Path,
-    range: &idmap::IdRange,
+    container_id: &str,
+    cgroup: &ContainerCgroup,
     join_net: Option<std::fs::File>,
 ) -> Result<(i32, Option<OwnedFd>), LaunchError> {
+    let range_size = idmap::RANGE_SIZE;
     use std::os::unix::net::UnixDatagram;
     let nest_err = |e: nix::Error| LaunchError::Nest(host_pid, e);
     let io_err = |e: std::io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
@@ -723,6 +719,8 @@ fn clone_nested(
         std::fs::File::open(format!("/proc/{host_pid}/ns/pid")).map_err(|e| nest_err(io_err(e)))?;
     let userns = std::fs::File::open(format!("/proc/{host_pid}/ns/user"))
         .map_err(|e| nest_err(io_err(e)))?;
+    let mntns =
+        std::fs::File::open(format!("/proc/{host_pid}/ns/mnt")).map_err(|e| nest_err(io_err(e)))?;
     let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| nest_err(io_err(e)))?;
     let (mon_end, helper_end) = UnixDatagram::pair().map_err(|e| nest_err(io_err(e)))?;
     nix::sched::setns(ns, CloneFlags::CLONE_NEWPID).map_err(nest_err)?;
@@ -739,9 +737,12 @@ fn clone_nested(
             let mut pidfd: libc::c_int = -1;
             let identity = idmap::IdRange {
                 base: 0,
-                size: range.size,
+                size: range_size,
             };
-            let cloned = nix::unistd::chdir(container_dir)
+            let folder = labhost_container_dir(container_id);
+            // The cgroup first, while we are host root (the container inherits it).
+            let joined = cgroup.join_self().map_err(|_| nix::Error::EACCES);
+            let cloned = joined
                 .and_then(|_| nix::sched::setns(userns, CloneFlags::CLONE_NEWUSER))
                 .and_then(|_| become_namespace_root())
                 .and_then(|_| match join_net {
@@ -750,6 +751,14 @@ fn clone_nested(
                     Some(ns) => nix::sched::setns(ns, CloneFlags::CLONE_NEWNET),
                     None => Ok(()),
                 })
+                // The lab host's mount namespace: the container's is copied from it, and
+                // its folder is on the lab host's data tmpfs, as on a real host.
+                .and_then(|_| nix::sched::setns(mntns, CloneFlags::CLONE_NEWNS))
+                .and_then(|_| {
+                    std::fs::create_dir_all(folder.join("rootfs"))
+                        .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+                })
+                .and_then(|_| nix::unistd::chdir(&folder))
                 .map_err(nest_err)
                 .map(|_| {
                     // Dumpable again (the uid change cleared it), so that the container's
@@ -854,6 +863,15 @@ fn network_of(container_dir: &Path, id: &str) -> Result<std::fs::File, LaunchErr
         .ok_or_else(|| LaunchError::Network(format!("container {id} is not running")))?;
     std::fs::File::open(format!("/proc/{pid}/ns/net"))
         .map_err(|e| LaunchError::Network(format!("container {id}: {e}")))
+}
+
+/// Where a lab host keeps its containers' writable layers and volumes: a tmpfs whose size
+/// is the session's disk budget (see the lab host's spec).
+pub const LABHOST_DATA: &str = "/var/lib/gantry";
+
+/// A nested container's folder, as the lab host sees it.
+pub fn labhost_container_dir(id: &str) -> std::path::PathBuf {
+    Path::new(LABHOST_DATA).join("containers").join(id)
 }
 
 /// The pid a pidfd refers to, in the numbering of our /proc (the host's).

@@ -70,6 +70,13 @@ pub enum MountOp {
     AttachImage {
         target: PathBuf,
     },
+    /// Bind a folder of the (lab host's) mount namespace at `target`, creating the target
+    /// first; read-only if asked (bind, then remount read-only).
+    BindPath {
+        source: PathBuf,
+        target: PathBuf,
+        readonly: bool,
+    },
     /// Attach bind mount number `index` of the spec (opened by the parent, passed by fd)
     /// at `target`, creating the target (a file, or folders) first.
     AttachBind {
@@ -172,15 +179,22 @@ pub fn rootfs_plan(spec: &ContainerSpec, dirs: &LayerDirs) -> Vec<MountOp> {
     let m = &dirs.merged;
     let dev = m.join("dev");
 
-    let mut ops = vec![
-        MountOp::MakeRootPrivate,
+    // A nested container's layer is a folder on its lab host's data tmpfs (the session's
+    // budget); any other gets a tmpfs of its own.
+    let rw = if spec.nest.is_some() {
+        mkdir(dirs.rw.clone(), 0o755)
+    } else {
         mount(
             "gantry-rw",
             dirs.rw.clone(),
             "tmpfs",
             nosuid_nodev,
             Some(format!("size={disk},mode=0755")),
-        ),
+        )
+    };
+    let mut ops = vec![
+        MountOp::MakeRootPrivate,
+        rw,
         mkdir(dirs.lower.clone(), 0o755),
         MountOp::AttachImage {
             target: dirs.lower.clone(),
@@ -269,6 +283,27 @@ pub fn rootfs_plan(spec: &ContainerSpec, dirs: &LayerDirs) -> Vec<MountOp> {
             link: dev.join(link),
         });
     }
+    for v in &spec.volumes {
+        ops.push(MountOp::BindPath {
+            source: PathBuf::from(&v.source),
+            target: crate::runtime::security::under(m, &v.target),
+            readonly: v.readonly,
+        });
+    }
+    for t in &spec.tmpfs {
+        let target = crate::runtime::security::under(m, &t.target);
+        ops.push(MountOp::Mkdir {
+            path: target.clone(),
+            mode: 0o755,
+        });
+        ops.push(mount(
+            "tmpfs",
+            target,
+            "tmpfs",
+            nosuid_nodev,
+            Some(format!("size={},mode=0755", t.size)),
+        ));
+    }
     for (index, b) in spec.binds.iter().enumerate() {
         ops.push(MountOp::AttachBind {
             index,
@@ -276,14 +311,25 @@ pub fn rootfs_plan(spec: &ContainerSpec, dirs: &LayerDirs) -> Vec<MountOp> {
             file: b.file,
         });
     }
-    // Docker's masked and read-only paths (see runtime::security).
-    for p in crate::runtime::security::MASKED {
+    // Docker's masked and read-only paths (see runtime::security); not in a lab host
+    // (see `unmasked_proc`), where the user namespace keeps those files host root's.
+    let masked: &[&str] = if spec.unmasked_proc {
+        &[]
+    } else {
+        crate::runtime::security::MASKED
+    };
+    let read_only: &[&str] = if spec.unmasked_proc {
+        &[]
+    } else {
+        crate::runtime::security::READ_ONLY
+    };
+    for p in masked {
         ops.push(MountOp::Mask {
             path: crate::runtime::security::under(m, p),
             null: dev.join("null"),
         });
     }
-    for p in crate::runtime::security::READ_ONLY {
+    for p in read_only {
         ops.push(MountOp::ReadOnly {
             path: crate::runtime::security::under(m, p),
         });
@@ -322,7 +368,33 @@ mod tests {
             binds: vec![],
             nest: None,
             nested_namespaces: false,
+            volumes: vec![],
+            tmpfs: vec![],
+            unmasked_proc: false,
         }
+    }
+
+    #[test]
+    fn volumes_and_tmpfs_mount_inside_the_new_root_before_pivot_root() {
+        let mut s = spec();
+        s.volumes = vec![VolumeMount::parse("data:/srv:ro").unwrap()];
+        s.tmpfs = vec![TmpfsMount::parse("/cache:8m").unwrap()];
+        let ops = rootfs_plan(&s, &LayerDirs::under(Path::new("/c")));
+        let bind = ops
+            .iter()
+            .position(|o| {
+                o == &MountOp::BindPath {
+                    source: "/var/lib/gantry/volumes/data/_data".into(),
+                    target: "/c/rootfs/merged/srv".into(),
+                    readonly: true,
+                }
+            })
+            .expect("the volume is bound");
+        let tmpfs = ops
+            .iter()
+            .position(|o| matches!(o, MountOp::Mount { target, data: Some(d), .. } if target.ends_with("merged/cache") && d.starts_with("size=8388608")))
+            .expect("the tmpfs is mounted");
+        assert!(bind < ops.len() - 1 && tmpfs < ops.len() - 1);
     }
 
     fn find_mount<'a>(

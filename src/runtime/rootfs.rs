@@ -69,6 +69,7 @@ fn target_of(op: &MountOp) -> Option<&Path> {
         MountOp::Symlink { link, .. } => Some(link),
         MountOp::AttachImage { target } => Some(target),
         MountOp::AttachBind { target, .. } => Some(target),
+        MountOp::BindPath { target, .. } => Some(target),
         MountOp::MakeRootPrivate | MountOp::PivotRoot { .. } => None,
     }
 }
@@ -113,6 +114,16 @@ pub fn describe(op: &MountOp, root: &Path) -> String {
             format!("move_mount idmapped image {}", rel(target))
         }
         MountOp::AttachBind { target, .. } => format!("move_mount bind {}", rel(target)),
+        MountOp::BindPath {
+            source,
+            target,
+            readonly,
+        } => format!(
+            "mount --bind{} {} {}",
+            if *readonly { " -o ro" } else { "" },
+            source.display(),
+            rel(target)
+        ),
         MountOp::Symlink { target, link } => format!("ln -s {target} {}", rel(link)),
         MountOp::Mask { path, .. } => format!("mask {}", rel(path)),
         MountOp::ReadOnly { path } => format!("mount -o remount,bind,ro {}", rel(path)),
@@ -132,7 +143,11 @@ fn apply_one(op: &MountOp, image: Option<&OwnedFd>, binds: &[OwnedFd]) -> Result
         .map_err(sys("make-rprivate", Path::new("/"))),
         MountOp::Mkdir { path, mode } => {
             use std::os::unix::fs::DirBuilderExt;
-            match std::fs::DirBuilder::new().mode(*mode).create(path) {
+            match std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(*mode)
+                .create(path)
+            {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
                 Err(source) => Err(RootfsError::Mkdir {
@@ -181,6 +196,38 @@ fn apply_one(op: &MountOp, image: Option<&OwnedFd>, binds: &[OwnedFd]) -> Result
                 source: nix::Error::EBADF,
             })?;
             crate::runtime::idmap::move_mount(tree, target).map_err(sys("move_mount", target))
+        }
+        MountOp::BindPath {
+            source,
+            target,
+            readonly,
+        } => {
+            std::fs::create_dir_all(target).map_err(|source| RootfsError::Mkdir {
+                path: target.display().to_string(),
+                source,
+            })?;
+            mount(
+                Some(source.as_path()),
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(sys("bind", target))?;
+            if *readonly {
+                // In a user namespace the flags the source mount came with (nosuid,
+                // nodev, its atime rule) are locked: the remount must repeat them.
+                let kept = locked_flags(target);
+                mount(
+                    None::<&str>,
+                    target,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept,
+                    None::<&str>,
+                )
+                .map_err(sys("remount read-only", target))?;
+            }
+            Ok(())
         }
         MountOp::AttachBind {
             index,
@@ -280,6 +327,29 @@ fn apply_one(op: &MountOp, image: Option<&OwnedFd>, binds: &[OwnedFd]) -> Result
             chdir("/").map_err(sys("chdir", Path::new("/")))
         }
     }
+}
+
+/// The per-mount flags of the mount at `path`, as mount(2) flags (see statvfs(3)).
+fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (have, want) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(have) {
+            out |= want;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub enum SpecError {
     Env(String),
     #[error("invalid network {0:?}: use none, host, container:<name>, or the name of a network made with `gantry network create` (1 to 12 of a-z 0-9 - _)")]
     Network(String),
+    #[error("invalid mount {0:?}: use -v NAME:/path[:ro] (a named volume), -v /dir/in/the/lab/host:/path[:ro], or --tmpfs /path[:size]")]
+    Volume(String),
     #[error("invalid image name {0:?}: use lowercase letters, digits and . _ - (e.g. busybox)")]
     Image(String),
     #[error("invalid working directory {0:?}: use an absolute path")]
@@ -354,6 +356,94 @@ pub struct ContainerSpec {
     /// Allow creating namespaces inside the container (a lab's `nested-namespaces`).
     #[serde(default)]
     pub nested_namespaces: bool,
+    /// Folders of the lab host mounted in (named volumes and `-v /dir:/path`); only for
+    /// nested containers, whose mount namespace is copied from the lab host's.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    /// `--tmpfs /path[:size]`.
+    #[serde(default)]
+    pub tmpfs: Vec<TmpfsMount>,
+    /// /proc and /sys without Docker's masked and read-only paths: a lab host's, so that
+    /// its containers may mount their own /proc and /sys (the kernel lets a user namespace
+    /// mount them only where a fully visible instance is already mounted; see
+    /// `mount_too_revealing` in fs/namespace.c).
+    #[serde(default)]
+    pub unmasked_proc: bool,
+}
+
+/// A folder of the lab host mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// Absolute path in the lab host (a named volume's is
+    /// `/var/lib/gantry/volumes/<name>/_data`).
+    pub source: String,
+    /// Absolute path in the container.
+    pub target: String,
+    pub readonly: bool,
+    /// The volume's name, for a named volume.
+    pub volume: Option<String>,
+}
+
+impl VolumeMount {
+    /// Parses `-v NAME:/path[:ro]` or `-v /dir:/path[:ro]`.
+    pub fn parse(s: &str) -> Result<Self, SpecError> {
+        let bad = || SpecError::Volume(s.to_string());
+        let parts: Vec<&str> = s.split(':').collect();
+        let (source, target, readonly) = match parts.as_slice() {
+            [src, dst] => (*src, *dst, false),
+            [src, dst, "ro"] => (*src, *dst, true),
+            [src, dst, "rw"] => (*src, *dst, false),
+            _ => return Err(bad()),
+        };
+        let clean = |p: &str| {
+            p.starts_with('/') && !p.split('/').any(|c| c == ".." || c == ".") && !p.contains('\0')
+        };
+        if !clean(target) || target == "/" {
+            return Err(bad());
+        }
+        if source.starts_with('/') {
+            if !clean(source) {
+                return Err(bad());
+            }
+            return Ok(VolumeMount {
+                source: source.to_string(),
+                target: target.to_string(),
+                readonly,
+                volume: None,
+            });
+        }
+        let name = NetworkName::parse(source).map_err(|_| bad())?.0;
+        Ok(VolumeMount {
+            source: format!("/var/lib/gantry/volumes/{name}/_data"),
+            target: target.to_string(),
+            readonly,
+            volume: Some(name),
+        })
+    }
+}
+
+/// A tmpfs mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsMount {
+    pub target: String,
+    pub size: u64,
+}
+
+impl TmpfsMount {
+    /// Parses `--tmpfs /path[:size]` (size like 64m; default 64m).
+    pub fn parse(s: &str) -> Result<Self, SpecError> {
+        let (target, size) = match s.split_once(':') {
+            Some((t, z)) => (t, MemoryLimit::parse(z)?.bytes()),
+            None => (s, 64 << 20),
+        };
+        if !target.starts_with('/') || target == "/" || target.split('/').any(|c| c == "..") {
+            return Err(SpecError::Volume(s.to_string()));
+        }
+        Ok(TmpfsMount {
+            target: target.to_string(),
+            size,
+        })
+    }
 }
 
 /// A host file or folder bound into the container (`-v /host:/path[:ro]`). The runtime
@@ -479,6 +569,31 @@ mod tests {
     }
 
     #[test]
+    fn volume_flags_parse_as_docker_writes_them() {
+        let v = VolumeMount::parse("data:/srv").unwrap();
+        assert_eq!(v.source, "/var/lib/gantry/volumes/data/_data");
+        assert_eq!(v.volume.as_deref(), Some("data"));
+        assert!(!v.readonly);
+        let b = VolumeMount::parse("/root/site:/usr/share/html:ro").unwrap();
+        assert_eq!(
+            (b.source.as_str(), b.readonly, b.volume),
+            ("/root/site", true, None)
+        );
+        for bad in [
+            "data",
+            "data:relative",
+            "/a/../b:/x",
+            "x:/",
+            "Data!:/x",
+            "a:/b:rx",
+        ] {
+            assert!(VolumeMount::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(TmpfsMount::parse("/cache:16m").unwrap().size, 16 << 20);
+        assert!(TmpfsMount::parse("cache").is_err());
+    }
+
+    #[test]
     fn user_env_overrides_defaults() {
         let spec = ContainerSpec {
             id: "x".into(),
@@ -499,6 +614,9 @@ mod tests {
             binds: vec![],
             nest: None,
             nested_namespaces: false,
+            volumes: vec![],
+            tmpfs: vec![],
+            unmasked_proc: false,
         };
         let env = spec.effective_env();
         assert_eq!(env.iter().filter(|(k, _)| k == "HOME").count(), 1);

@@ -52,9 +52,18 @@ pub struct RunRequest {
     pub pids_limit: Option<String>,
     #[serde(default)]
     pub rm: bool,
-    /// `none` (the default) or `container:<name>`.
+    /// `none` (the default), `host`, `container:<name>` or a network's name.
     #[serde(default)]
     pub network: Option<String>,
+    /// `-v NAME:/path[:ro]`, `-v /dir:/path[:ro]`.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// `--tmpfs /path[:size]`.
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
+    /// `--volumes-from CONTAINER`.
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
 }
 
 /// A nested container as the lab API lists it.
@@ -133,6 +142,19 @@ impl Sessions {
             binds,
             nest: None,
             nested_namespaces: false,
+            volumes: vec![],
+            unmasked_proc: true,
+            // The lab host's "disk" for its containers' writable layers and volumes,
+            // sized to the session's disk budget.
+            tmpfs: vec![TmpfsMount {
+                target: crate::runtime::launch::LABHOST_DATA.into(),
+                size: self
+                    .cfg
+                    .limits
+                    .disk
+                    .map(|d| d.bytes())
+                    .unwrap_or(crate::runtime::plan::DEFAULT_DISK_BYTES),
+            }],
         }
     }
 
@@ -181,7 +203,9 @@ impl Sessions {
         let matches: Vec<_> = all.into_iter().filter(|c| c.id.starts_with(key)).collect();
         match matches.len() {
             1 => Ok(matches.into_iter().next().expect("one match")),
-            0 => Err(SessionError::NotFound(format!("container {key}"))),
+            0 => Err(SessionError::Missing(format!(
+                "no container {key} in this session: see gantry ps -a"
+            ))),
             _ => Err(bad(format!(
                 "{key} matches several containers: use more of the id"
             ))),
@@ -235,6 +259,39 @@ impl Sessions {
             .ids
             .allocate(&crate::runtime::idmap::Owner::Session(row.id.clone()))
             .map_err(|e| SessionError::Start(e.to_string()))?;
+        let mut volumes = vec![];
+        for v in &req.volumes {
+            volumes.push(VolumeMount::parse(v).map_err(bad)?);
+        }
+        for other in &req.volumes_from {
+            let cd = self.find_nested(row, other)?;
+            let spec = cd.spec().map_err(|e| SessionError::Start(e.to_string()))?;
+            volumes.extend(spec.volumes);
+        }
+        for v in &volumes {
+            match &v.volume {
+                // A named volume is made on first use, as docker does.
+                Some(name) => {
+                    if self.volume_view(row, name).is_err() {
+                        self.volume_create(row, name)?;
+                    }
+                }
+                None => {
+                    if !self.labhost_has_dir(row, &v.source) {
+                        return Err(bad(format!(
+                            "{} is not a folder in the lab host: make it first (mkdir -p {})",
+                            v.source, v.source
+                        )));
+                    }
+                }
+            }
+        }
+        let tmpfs = req
+            .tmpfs
+            .iter()
+            .map(|t| TmpfsMount::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
         let mut binds = vec![];
         let network =
             match NetworkMode::parse(req.network.as_deref().unwrap_or("none")).map_err(bad)? {
@@ -295,6 +352,9 @@ impl Sessions {
             // A lab that teaches nesting allows it in its lab host and so in its
             // containers.
             nested_namespaces: host.spec().is_ok_and(|s| s.nested_namespaces),
+            volumes,
+            tmpfs,
+            unmasked_proc: false,
             nest: Some(Nest {
                 host: host.id.clone(),
                 host_pid: host_state.pid.expect("a live container has a pid"),

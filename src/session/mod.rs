@@ -6,9 +6,11 @@
 //! when idle longer than the idle timeout, when older than the maximum lifetime, or when
 //! their shell exits.
 
+mod labfs;
 pub mod labhost;
 pub mod networks;
 pub mod picture;
+pub mod volumes;
 
 use crate::config::Paths;
 use crate::image::ImageStore;
@@ -30,6 +32,9 @@ use tokio::io::AsyncBufReadExt;
 pub enum SessionError {
     #[error("no such session: {0}")]
     NotFound(String),
+    /// Something in a session (a container, network, volume) that is not there.
+    #[error("{0}")]
+    Missing(String),
     #[error("this session needs its token: send `Authorization: Bearer <token>`, the gantry_session cookie, or ?token=")]
     Unauthorized,
     #[error("the class is full: {0} sessions are running, the most this server admits; try again when one ends")]
@@ -328,15 +333,24 @@ impl Sessions {
     /// Stops a container through its monitor (SIGKILL) and removes its folder.
     pub(crate) async fn stop_container(&self, container_id: &str) {
         let cd = ContainerDir::new(&self.paths, container_id);
-        if let Some(session) = cd.spec().ok().and_then(|s| s.session) {
+        let spec = cd.spec().ok();
+        if let Some(session) = spec.as_ref().and_then(|s| s.session.clone()) {
             self.network_forget(&session, container_id).await;
         }
+        let layer_in = spec
+            .filter(|s| s.nest.is_some())
+            .and_then(|s| s.session)
+            .and_then(|sid| self.store.session(&sid).ok().flatten());
         // Blocking socket and file work: off the async workers.
         let _ = tokio::task::spawn_blocking(move || {
             let _ = crate::runtime::client::kill(&cd);
             let _ = cd.remove();
         })
         .await;
+        // A nested container's writable layer is in its lab host's files.
+        if let Some(row) = layer_in {
+            self.remove_layer(&row, container_id);
+        }
     }
 
     /// Ends a session: kills its containers and its lab host and marks it ended.

@@ -179,10 +179,9 @@ impl Sessions {
     pub async fn network_remove(&self, row: &SessionRow, name: &str) -> Result<(), SessionError> {
         let _guard = self.net_lock.lock().await;
         let mut nets = self.networks(&row.id);
-        let net = nets
-            .networks
-            .get(name)
-            .ok_or_else(|| SessionError::NotFound(format!("network {name}")))?;
+        let net = nets.networks.get(name).ok_or_else(|| {
+            SessionError::Missing(format!("no network {name}: see gantry network ls"))
+        })?;
         if !net.members.is_empty() {
             let who: Vec<_> = net.members.values().map(|m| m.name.clone()).collect();
             return Err(SessionError::Conflict(format!(
@@ -216,7 +215,7 @@ impl Sessions {
         let _guard = self.net_lock.lock().await;
         let mut nets = self.networks(&row.id);
         let net = nets.networks.get_mut(name).ok_or_else(|| {
-            SessionError::NotFound(format!(
+            SessionError::Missing(format!(
                 "network {name}: create it first with gantry network create {name}"
             ))
         })?;
@@ -284,10 +283,9 @@ impl Sessions {
             .values()
             .filter_map(|n| n.members.get(&cd.id).map(|m| m.ifname.clone()))
             .collect();
-        let net = nets
-            .networks
-            .get_mut(name)
-            .ok_or_else(|| SessionError::NotFound(format!("network {name}")))?;
+        let net = nets.networks.get_mut(name).ok_or_else(|| {
+            SessionError::Missing(format!("no network {name}: see gantry network ls"))
+        })?;
         if net.members.contains_key(&cd.id) {
             return Err(SessionError::Conflict(format!(
                 "{cname} is already on network {name}"
@@ -333,12 +331,11 @@ impl Sessions {
     ) -> Result<(), SessionError> {
         let _guard = self.net_lock.lock().await;
         let mut nets = self.networks(&row.id);
-        let net = nets
-            .networks
-            .get_mut(name)
-            .ok_or_else(|| SessionError::NotFound(format!("network {name}")))?;
+        let net = nets.networks.get_mut(name).ok_or_else(|| {
+            SessionError::Missing(format!("no network {name}: see gantry network ls"))
+        })?;
         let member = net.members.get(&cd.id).cloned().ok_or_else(|| {
-            SessionError::NotFound(format!("container {} on network {name}", cd.id))
+            SessionError::Missing(format!("container {} is not on network {name}", cd.id))
         })?;
         if let Some(cpid) = cd
             .state()

@@ -26,7 +26,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Session(e) => match e {
-                SessionError::NotFound(_) => StatusCode::NOT_FOUND,
+                SessionError::NotFound(_) | SessionError::Missing(_) => StatusCode::NOT_FOUND,
                 SessionError::Unauthorized => StatusCode::UNAUTHORIZED,
                 SessionError::Full(_) => StatusCode::TOO_MANY_REQUESTS,
                 SessionError::BadRequest(_) => StatusCode::BAD_REQUEST,

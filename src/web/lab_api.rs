@@ -127,6 +127,18 @@ pub async fn inspect(
             )),
             "cgroup": cgroup.as_ref().map(|c| c.stats()),
             "paused": cgroup.as_ref().is_some_and(|c| c.frozen()),
+            "layers": {
+                "driver": "overlay",
+                "lower": "the image (read-only, idmapped)",
+                "upper": format!("/var/lib/gantry/containers/{}/rootfs/upper", cd.id),
+                "work": format!("/var/lib/gantry/containers/{}/rootfs/work", cd.id),
+                "merged": format!("/var/lib/gantry/containers/{}/rootfs/merged (inside the container's mount namespace: its /)", cd.id),
+            },
+            "mounts": spec.volumes.iter().map(|v| serde_json::json!({
+                "source": v.source, "destination": v.target, "read_only": v.readonly, "volume": v.volume,
+            })).chain(spec.tmpfs.iter().map(|t| serde_json::json!({
+                "type": "tmpfs", "destination": t.target, "size": t.size,
+            }))).collect::<Vec<_>>(),
             "network": {
                 "mode": match &spec.network {
                     crate::runtime::spec::NetworkMode::None => "none".to_string(),
@@ -435,6 +447,74 @@ pub async fn network_disconnect(
     connect_or_not(state, req, name.into_inner(), body, false).await
 }
 
+pub async fn volumes(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let sessions = state.sessions.clone();
+    let list = web::block(move || sessions.volume_list(&row))
+        .await
+        .map_err(blocking_err)??;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+pub async fn volume_create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let body: NetworkRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the volume request is not valid: {e}")))?;
+    let sessions = state.sessions.clone();
+    let v = web::block(move || sessions.volume_create(&row, &body.name))
+        .await
+        .map_err(blocking_err)??;
+    Ok(HttpResponse::Created().json(v))
+}
+
+pub async fn volume_inspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let sessions = state.sessions.clone();
+    let v = web::block(move || sessions.volume_view(&row, &name))
+        .await
+        .map_err(blocking_err)??;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+pub async fn volume_remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let sessions = state.sessions.clone();
+    let n = name.clone();
+    web::block(move || sessions.volume_remove(&row, &n))
+        .await
+        .map_err(blocking_err)??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": name.as_str() })))
+}
+
+pub async fn diff(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = session_of(&state, &req)?;
+    let cd = state.sessions.find_nested(&row, &key)?;
+    let sessions = state.sessions.clone();
+    let changes = web::block(move || sessions.diff(&row, &cd))
+        .await
+        .map_err(blocking_err)??;
+    Ok(HttpResponse::Ok().json(changes))
+}
+
 /// Registers `/lab/v1`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -451,6 +531,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/containers/{key}/wait", web::get().to(wait))
             .route("/containers/{key}/attach", web::get().to(attach))
             .route("/images", web::get().to(images))
+            .route("/containers/{key}/diff", web::get().to(diff))
+            .route("/volumes", web::get().to(volumes))
+            .route("/volumes", web::post().to(volume_create))
+            .route("/volumes/{name}", web::get().to(volume_inspect))
+            .route("/volumes/{name}", web::delete().to(volume_remove))
             .route("/networks", web::get().to(networks))
             .route("/networks", web::post().to(network_create))
             .route("/networks/{name}", web::get().to(network_inspect))

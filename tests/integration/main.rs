@@ -11,5 +11,6 @@ mod labs;
 mod network;
 mod restart;
 mod runtime;
+mod storage;
 mod student;
 mod terminal;

@@ -175,7 +175,7 @@ async fn the_lab_api_answers_only_lab_hosts() {
     let out = tb.expect("b-done", 30).await;
     assert!(!out.contains("busybox"), "b sees no container of a: {out}");
     assert!(
-        out.contains("no such"),
+        out.contains("no container mine"),
         "b cannot remove a's container: {out}"
     );
     ta.send("gantry ps; echo a\"\"-listed\r").await;
