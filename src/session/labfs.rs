@@ -148,7 +148,11 @@ mod tests {
         std::os::unix::fs::symlink("/", dir.path().join("var/lib/gantry")).unwrap();
         // Creating through the symlink is refused...
         let err = mkdir_all(&root, "/var/lib/gantry/volumes/x", 0).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+        assert!(
+            matches!(err.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)),
+            "{err}"
+        );
+        assert!(!Path::new("/volumes").exists(), "nothing made on the host");
         // ...and resolving it stays inside: `/` is the lab host's root, not the host's.
         let fd = open(&root, "/var/lib/gantry").unwrap();
         let seen = std::fs::read_link(fd_path(&fd)).unwrap();
