@@ -13,15 +13,17 @@ use crate::runtime::state::ContainerDir;
 use nix::sched::CloneFlags;
 use std::ffi::CString;
 
-/// The namespaces an exec joins, in order: the user namespace first (it owns the others,
-/// so joining it gives the capabilities to join them), the mount namespace last (it
-/// changes our root and working directory).
+/// The namespaces an exec joins, in order. The network namespace first, while we are
+/// still host root: a container may share one it does not own (`--network host` or
+/// `container:`), which its own user namespace gives no capability over. Then the user
+/// namespace (it owns the rest, so joining it gives the capabilities to join them), the
+/// mount namespace last (it changes our root and working directory).
 const ORDER: &[(&str, CloneFlags)] = &[
+    ("net", CloneFlags::CLONE_NEWNET),
     ("user", CloneFlags::CLONE_NEWUSER),
     ("cgroup", CloneFlags::CLONE_NEWCGROUP),
     ("ipc", CloneFlags::CLONE_NEWIPC),
     ("uts", CloneFlags::CLONE_NEWUTS),
-    ("net", CloneFlags::CLONE_NEWNET),
     ("pid", CloneFlags::CLONE_NEWPID),
     ("mnt", CloneFlags::CLONE_NEWNS),
 ];

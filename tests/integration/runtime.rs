@@ -221,7 +221,23 @@ fn bad_input_gets_an_error_that_says_what_to_do() {
         (vec!["--pids-limit", "0", "busybox", "true"], "--pids-limit"),
         (
             vec!["--network", "bridge", "busybox", "true"],
-            "unknown network mode",
+            "user networks live inside lab hosts",
+        ),
+        (
+            vec!["--network", "host", "busybox", "true"],
+            "gantry refuses that",
+        ),
+        (
+            vec!["--network", "Bad!", "busybox", "true"],
+            "invalid network",
+        ),
+        (
+            vec!["-v", "data:/srv", "busybox", "true"],
+            "volumes live in lab hosts",
+        ),
+        (
+            vec!["--tmpfs", "relative", "busybox", "true"],
+            "invalid mount",
         ),
         (
             vec!["--name", "../x", "busybox", "true"],

@@ -247,3 +247,13 @@ async fn names_are_per_session_and_paused_or_resized_containers_behave() {
     delete_session(&srv, &a).await;
     delete_session(&srv, &b).await;
 }
+
+#[tokio::test]
+async fn a_student_walks_lab_4_networking_modes() {
+    walk("networks").await;
+}
+
+#[tokio::test]
+async fn a_student_walks_lab_5_storage() {
+    walk("storage").await;
+}
