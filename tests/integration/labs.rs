@@ -51,7 +51,7 @@ fn lab_check_passes_on_the_labs_in_the_repository() {
     assert!(out.status.success(), "{}", stderr(&out));
     let line = stdout(&out);
     assert!(
-        line.starts_with("3 labs, ") && line.trim_end().ends_with("checks: ok"),
+        line.starts_with("5 labs, ") && line.trim_end().ends_with("checks: ok"),
         "{line}"
     );
 }
@@ -71,7 +71,7 @@ async fn the_catalog_and_a_labs_steps_are_served_as_json() {
         .iter()
         .map(|l| l["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["run", "namespaces", "cgroups"]);
+    assert_eq!(ids, ["run", "namespaces", "cgroups", "networks", "storage"]);
     let run = &labs[0];
     assert!(run["title"].as_str().unwrap().contains("run a container"));
     assert!(run["steps"].as_u64().unwrap() >= 5, "{run}");
