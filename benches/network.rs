@@ -24,6 +24,30 @@ fn main() {
     common::run_async("network", run);
 }
 
+/// The runtime's own network step of every container in the state dir, from the launch
+/// traces the monitors saved.
+fn veth_steps(state: &std::path::Path) -> Result<Vec<Duration>> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(state.join("containers"))?.flatten() {
+        let Ok(bytes) = std::fs::read(e.path().join("trace.json")) else {
+            continue;
+        };
+        let trace: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap_or_default();
+        let mut prev = 0.0;
+        for step in &trace {
+            let at = step["ms"].as_f64().unwrap_or(0.0);
+            if step["step"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("veth "))
+            {
+                out.push(Duration::from_secs_f64((at - prev).max(0.0) / 1000.0));
+            }
+            prev = at;
+        }
+    }
+    Ok(out)
+}
+
 async fn run() -> Result<()> {
     let n = common::env_usize("GANTRY_BENCH_NET_N", 60)?;
     let server = Server::start("network", &[])?;
@@ -49,6 +73,7 @@ async fn run() -> Result<()> {
     }
     println!("network setup cost: {n} containers of each kind, alternating, in one lab host");
     let (mut none, mut bridge) = (vec![], vec![]);
+    let mut veth = vec![];
     for i in 0..n + 3 {
         common::check_interrupt()?;
         for (mode, samples) in [("none", &mut none), ("lan", &mut bridge)] {
@@ -65,22 +90,11 @@ async fn run() -> Result<()> {
                 samples.push(took);
             }
         }
-    }
-    // The runtime's own network step, from the traces the monitors saved.
-    let mut veth = vec![];
-    for e in std::fs::read_dir(server.dirs.state.join("containers"))?.flatten() {
-        let Ok(bytes) = std::fs::read(e.path().join("trace.json")) else {
-            continue;
-        };
-        let trace: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap_or_default();
-        let mut prev = 0.0;
-        for step in &trace {
-            let at = step["ms"].as_f64().unwrap_or(0.0);
-            if step["step"].as_str().is_some_and(|s| s.starts_with("veth ")) {
-                veth.push(Duration::from_secs_f64((at - prev).max(0.0) / 1000.0));
-            }
-            prev = at;
+        if i >= 3 {
+            veth.extend(veth_steps(&server.dirs.state)?);
         }
+        // A session holds 16 containers at most: clear them (traces read first).
+        let _ = in_labhost("gantry rm -f --all")?;
     }
     let mut t = Table::new(&["ms", "median", "p90", "p99", "mean", "n"]);
     for (name, samples) in [

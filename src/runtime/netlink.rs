@@ -268,9 +268,9 @@ impl Netlink {
             .map(drop)
     }
 
-    /// `ip link add NAME master MASTER type veth peer name PEER netns PEER_NS`: the pair
-    /// with one end here (on the bridge `master`) and the other created directly in the
-    /// namespace of `peer_ns`.
+    /// `ip link add NAME master MASTER up type veth peer name PEER netns PEER_NS`: the
+    /// pair with one end here (on the bridge `master`) and the other created directly in
+    /// the namespace of `peer_ns`; this end is created up.
     pub fn add_veth(
         &mut self,
         name: &str,
@@ -279,8 +279,9 @@ impl Netlink {
         peer_ns: RawFd,
         peer_mac: Option<[u8; 6]>,
     ) -> Result<(), NetlinkError> {
+        let up = libc::IFF_UP as u32;
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-        m.bytes(&ifinfomsg(0, 0, 0)).attr_str(IFLA_IFNAME, name);
+        m.bytes(&ifinfomsg(0, up, up)).attr_str(IFLA_IFNAME, name);
         if let Some(idx) = master {
             m.attr_u32(IFLA_MASTER, idx as u32);
         }

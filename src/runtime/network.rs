@@ -93,11 +93,10 @@ pub fn attach(
     })?;
     let veth = veth_name(container_id, ifname);
     host.add_veth(&veth, Some(bridge), ifname, ns.as_raw_fd(), None)?;
-    let idx = host.index(&veth)?;
-    host.set_up(idx)?;
     let mut inside = Netlink::open_in(container_pid)?;
     let eth = inside.index(ifname)?;
     inside.add_address(eth, net.address, net.prefix)?;
+    // (Created up, the peer fails with ENOTCONN: it is brought up here.)
     inside.set_up(eth)?;
     if default_route {
         inside.add_default_route(net.gateway, eth)?;
