@@ -33,6 +33,12 @@ pub struct Node {
     pub cgroup: Option<CgroupStats>,
     /// The launch's steps, with what each would be in a shell and its man page.
     pub trace: Vec<TraceStep>,
+    /// `none`, `host`, `container:<name>` or the network it was started on.
+    pub network_mode: String,
+    /// Volumes, lab host folders and tmpfs mounted in: "source -> target (ro)".
+    pub mounts: Vec<String>,
+    /// The writable layer's upper folder, as the lab host sees it (nested containers).
+    pub upper: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -59,6 +65,29 @@ pub struct Picture {
     pub host_namespaces: BTreeMap<&'static str, u64>,
     pub labhost: Option<Node>,
     pub containers: Vec<Node>,
+    /// The session's user networks: bridges in the lab host, and who is plugged in.
+    pub networks: Vec<NetworkPicture>,
+}
+
+/// One user network as the topology picture draws it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkPicture {
+    pub name: String,
+    pub bridge: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub links: Vec<LinkPicture>,
+}
+
+/// A veth pair: the container's interface and address, and the lab host's end.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkPicture {
+    pub container_id: String,
+    pub container: String,
+    pub interface: String,
+    pub address: String,
+    /// The veth end in the lab host, on the bridge.
+    pub veth: String,
 }
 
 fn namespaces_of(pid: &str) -> BTreeMap<&'static str, u64> {
@@ -210,6 +239,41 @@ impl Sessions {
                 .unwrap_or_default(),
             cgroup: cg.map(|c| c.stats()),
             trace: if with_trace { trace_of(cd) } else { vec![] },
+            network_mode: match &spec.network {
+                crate::runtime::spec::NetworkMode::None => "none".into(),
+                crate::runtime::spec::NetworkMode::Container(id) => {
+                    if spec.nest.as_ref().is_some_and(|n| &n.host == id) {
+                        "host".into()
+                    } else {
+                        format!("container:{}", &id[..12.min(id.len())])
+                    }
+                }
+                crate::runtime::spec::NetworkMode::Bridge(b) => b.network.clone(),
+                other => format!("{other:?}").to_lowercase(),
+            },
+            mounts: spec
+                .volumes
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{} -> {}{}",
+                        v.volume.clone().unwrap_or(v.source.clone()),
+                        v.target,
+                        if v.readonly { " (ro)" } else { "" }
+                    )
+                })
+                .chain(
+                    spec.tmpfs
+                        .iter()
+                        .map(|t| format!("tmpfs ({} MiB) -> {}", t.size >> 20, t.target)),
+                )
+                .collect(),
+            upper: spec.nest.as_ref().map(|_| {
+                format!(
+                    "{}/rootfs/upper",
+                    crate::runtime::launch::labhost_container_dir(&cd.id).display()
+                )
+            }),
         })
     }
 
@@ -230,6 +294,28 @@ impl Sessions {
             host_namespaces: namespaces_of("self"),
             labhost: self.node(&self.container(row), 0, with_trace),
             containers,
+            networks: self
+                .networks(&row.id)
+                .networks
+                .values()
+                .map(|n| NetworkPicture {
+                    name: n.name.clone(),
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet(),
+                    gateway: n.gateway().to_string(),
+                    links: n
+                        .members
+                        .iter()
+                        .map(|(id, m)| LinkPicture {
+                            container_id: id.clone(),
+                            container: m.name.clone(),
+                            interface: m.ifname.clone(),
+                            address: format!("{}/24", m.address),
+                            veth: crate::runtime::network::veth_name(id, &m.ifname),
+                        })
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
