@@ -1,4 +1,5 @@
-//! Any text given as a limit, a name, an image, an environment entry or a duration is
+//! Any text given as a limit, a name, an image, an environment entry, a duration, a mount
+//! or a network is
 //! accepted or refused with a message, never a panic; accepted limits stay in range.
 #![no_main]
 use gantry::runtime::spec::*;
@@ -24,4 +25,15 @@ fuzz_target!(|s: &str| {
     let _ = Hostname::parse(s);
     let _ = EnvVar::parse(s);
     let _ = gantry::web::parse_duration(s);
+    // Mounts and networks: a path that escapes with `..` is never accepted.
+    if let Ok(v) = VolumeMount::parse(s) {
+        assert!(v.target.starts_with('/') && !v.target.split('/').any(|c| c == ".."));
+        assert!(v.source.starts_with('/') && !v.source.split('/').any(|c| c == ".."));
+    }
+    if let Ok(t) = TmpfsMount::parse(s) {
+        assert!(t.target.starts_with('/') && !t.target.split('/').any(|c| c == ".."));
+    }
+    if let Ok(NetworkMode::Named(n)) = NetworkMode::parse(s) {
+        assert!(n.len() <= 12 && !n.contains('/'));
+    }
 });
