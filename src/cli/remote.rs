@@ -186,6 +186,7 @@ fn run(d: &Daemon, a: RunArgs) -> anyhow::Result<i32> {
         "volumes": a.volumes,
         "tmpfs": a.tmpfs,
         "volumes_from": a.volumes_from,
+        "publish": a.publish,
         // A foreground --rm is removed by this command once it has the exit code.
         "rm": a.rm && a.detach,
     });

@@ -67,6 +67,9 @@ pub struct RunArgs {
     /// Mount every volume of another container.
     #[arg(long)]
     pub volumes_from: Vec<String>,
+    /// Publish a port of the lab host to the container (HOSTPORT:CPORT, TCP).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
     /// Image to run, e.g. busybox.
     pub image: String,
     /// Command and its arguments (default: sh).
@@ -76,6 +79,11 @@ pub struct RunArgs {
 
 /// Builds the spec from the flags; every bad value is reported with what to use instead.
 pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpec> {
+    if !a.publish.is_empty() {
+        anyhow::bail!(
+            "-p publishes a port of a lab host: use it inside a session's lab host, with --network NAME"
+        );
+    }
     if !a.volumes.is_empty() || !a.volumes_from.is_empty() {
         anyhow::bail!(
             "volumes live in lab hosts (their /var/lib/gantry/volumes): use -v inside a session's lab host; on the host, use --tmpfs"
@@ -141,6 +149,7 @@ pub fn spec_from_args(paths: &Paths, a: &RunArgs) -> anyhow::Result<ContainerSpe
                 .map(|t| TmpfsMount::parse(t))
                 .collect::<Result<_, _>>()?,
         unmasked_proc: false,
+            publish: vec![],
         id,
     })
 }

@@ -371,6 +371,7 @@ mod tests {
             volumes: vec![],
             tmpfs: vec![],
             unmasked_proc: false,
+            publish: vec![],
         }
     }
 

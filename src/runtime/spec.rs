@@ -29,6 +29,8 @@ pub enum SpecError {
     Network(String),
     #[error("invalid mount {0:?}: use -v NAME:/path[:ro] (a named volume), -v /dir/in/the/lab/host:/path[:ro], or --tmpfs /path[:size]")]
     Volume(String),
+    #[error("invalid port mapping {0:?}: use -p HOSTPORT:CONTAINERPORT, e.g. -p 8080:80 (TCP ports 1-65535)")]
+    Port(String),
     #[error("invalid image name {0:?}: use lowercase letters, digits and . _ - (e.g. busybox)")]
     Image(String),
     #[error("invalid working directory {0:?}: use an absolute path")]
@@ -369,6 +371,30 @@ pub struct ContainerSpec {
     /// `mount_too_revealing` in fs/namespace.c).
     #[serde(default)]
     pub unmasked_proc: bool,
+    /// `-p HOSTPORT:CPORT`: ports of the lab host forwarded to the container.
+    #[serde(default)]
+    pub publish: Vec<PortMap>,
+}
+
+/// One `-p HOSTPORT:CPORT` (TCP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMap {
+    pub host: u16,
+    pub container: u16,
+}
+
+impl PortMap {
+    /// Parses `8080:80` (or `8080:80/tcp`).
+    pub fn parse(s: &str) -> Result<Self, SpecError> {
+        let bad = || SpecError::Port(s.to_string());
+        let s2 = s.strip_suffix("/tcp").unwrap_or(s);
+        let (h, c) = s2.split_once(':').ok_or_else(bad)?;
+        let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad);
+        Ok(PortMap {
+            host: port(h)?,
+            container: port(c)?,
+        })
+    }
 }
 
 /// A folder of the lab host mounted into a container.
@@ -591,6 +617,16 @@ mod tests {
         }
         assert_eq!(TmpfsMount::parse("/cache:16m").unwrap().size, 16 << 20);
         assert!(TmpfsMount::parse("cache").is_err());
+        assert_eq!(
+            PortMap::parse("8080:80/tcp").unwrap(),
+            PortMap {
+                host: 8080,
+                container: 80
+            }
+        );
+        for bad in ["80", "0:80", "8080:", "a:b", "70000:80", "8080:80/udp"] {
+            assert!(PortMap::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -617,6 +653,7 @@ mod tests {
             volumes: vec![],
             tmpfs: vec![],
             unmasked_proc: false,
+            publish: vec![],
         };
         let env = spec.effective_env();
         assert_eq!(env.iter().filter(|(k, _)| k == "HOME").count(), 1);

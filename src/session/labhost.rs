@@ -64,6 +64,9 @@ pub struct RunRequest {
     /// `--volumes-from CONTAINER`.
     #[serde(default)]
     pub volumes_from: Vec<String>,
+    /// `-p HOSTPORT:CPORT`.
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 /// A nested container as the lab API lists it.
@@ -144,6 +147,7 @@ impl Sessions {
             nested_namespaces: false,
             volumes: vec![],
             unmasked_proc: true,
+            publish: vec![],
             // The lab host's "disk" for its containers' writable layers and volumes,
             // sized to the session's disk budget.
             tmpfs: vec![TmpfsMount {
@@ -355,6 +359,7 @@ impl Sessions {
             volumes,
             tmpfs,
             unmasked_proc: false,
+            publish: super::ports::parse_ports(&req.publish)?,
             nest: Some(Nest {
                 host: host.id.clone(),
                 host_pid: host_state.pid.expect("a live container has a pid"),
@@ -368,8 +373,17 @@ impl Sessions {
         if !spec.workdir.starts_with('/') {
             return Err(bad("the working directory must be an absolute path"));
         }
+        if !spec.publish.is_empty() && !matches!(spec.network, NetworkMode::Bridge(_)) {
+            return Err(bad(
+                "-p needs the container on a network: add --network NAME",
+            ));
+        }
         if let Err(e) = self.start_container(&spec).await {
             self.network_forget(&row.id, &spec.id).await;
+            return Err(e);
+        }
+        if let Err(e) = self.publish_ports(&ContainerDir::new(&self.paths, &spec.id)) {
+            self.stop_container(&spec.id).await;
             return Err(e);
         }
         self.touch(&row.id);

@@ -10,6 +10,7 @@ mod labfs;
 pub mod labhost;
 pub mod networks;
 pub mod picture;
+pub mod ports;
 pub mod volumes;
 
 use crate::config::Paths;
@@ -80,6 +81,8 @@ pub struct Sessions {
     ids: Registry,
     /// Serialises changes to the sessions' network records.
     net_lock: tokio::sync::Mutex<()>,
+    /// Port forwarders (`-p`) by container id.
+    ports: Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
     /// Latest activity per session, flushed to SQLite by the reaper (a keystroke must
     /// not be a database write).
     activity: Mutex<HashMap<String, i64>>,
@@ -154,6 +157,7 @@ impl Sessions {
             images: ImageStore::new(&paths),
             ids: Registry::new(&paths.state_dir),
             net_lock: tokio::sync::Mutex::new(()),
+            ports: Mutex::new(HashMap::new()),
             paths,
             store,
             cfg,
@@ -334,6 +338,7 @@ impl Sessions {
     pub(crate) async fn stop_container(&self, container_id: &str) {
         let cd = ContainerDir::new(&self.paths, container_id);
         let spec = cd.spec().ok();
+        self.unpublish_ports(container_id);
         if let Some(session) = spec.as_ref().and_then(|s| s.session.clone()) {
             self.network_forget(&session, container_id).await;
         }
@@ -436,6 +441,7 @@ impl Sessions {
             }
         }
         self.ids.sweep_containers(&self.paths);
+        self.republish_all();
         for row in self.store.running_sessions()? {
             let cd = self.container(&row);
             match cd.state() {

@@ -127,6 +127,7 @@ pub async fn inspect(
             )),
             "cgroup": cgroup.as_ref().map(|c| c.stats()),
             "paused": cgroup.as_ref().is_some_and(|c| c.frozen()),
+            "ports": spec.publish.iter().map(|p| format!("{}->{}/tcp", p.host, p.container)).collect::<Vec<_>>(),
             "layers": {
                 "driver": "overlay",
                 "lower": "the image (read-only, idmapped)",

@@ -194,3 +194,47 @@ async fn one_session_cannot_reach_another_sessions_containers() {
     delete_session(&srv, &a).await;
     delete_session(&srv, &b).await;
 }
+
+#[tokio::test]
+async fn a_published_port_of_the_lab_host_reaches_the_container() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let s = create_session(&srv).await;
+    let mut t = Term::connect(&srv, &s).await;
+    t.expect("# ", 10).await;
+    sh(
+        &mut t,
+        "gantry network create lan && gantry run -d --name web --network lan -p 8080:80 busybox sh -c 'echo published-hello > /tmp/index.html; httpd -f -p 80 -h /tmp'",
+        "start",
+    )
+    .await;
+    // From the lab host, on its own port; and from another container, via the gateway.
+    let out = sh(&mut t, "wget -q -O- http://127.0.0.1:8080/", "local").await;
+    assert!(out.contains("published-hello"), "{out}");
+    let out = sh(
+        &mut t,
+        "gantry run --rm --network lan busybox wget -q -O- http://10.88.1.1:8080/",
+        "via-gateway",
+    )
+    .await;
+    assert!(out.contains("published-hello"), "{out}");
+    // The same port twice is refused; -p without a network too; the port goes with the
+    // container.
+    let out = sh(
+        &mut t,
+        "gantry run -d --network lan -p 8080:80 busybox sleep 60",
+        "twice",
+    )
+    .await;
+    assert!(out.contains("cannot publish port 8080"), "{out}");
+    let out = sh(&mut t, "gantry run -d -p 9090:80 busybox sleep 60", "nonet").await;
+    assert!(out.contains("needs the container on a network"), "{out}");
+    let out = sh(
+        &mut t,
+        "gantry rm -f web && wget -q -T 2 -O- http://127.0.0.1:8080/ 2>&1",
+        "gone",
+    )
+    .await;
+    assert!(!out.contains("published-hello"), "{out}");
+    delete_session(&srv, &s).await;
+}
