@@ -133,6 +133,8 @@ export class NetworkView {
   select(id) {
     this.selected = id;
     this.showDetails();
+    // The panel is short: bring the details into sight.
+    if (!this.details.hidden) this.details.scrollIntoView({ block: 'nearest' });
   }
 
   // ---- the drawing ----
@@ -243,14 +245,23 @@ export class NetworkView {
     for (const [network, list] of onBar) {
       const bar = bars.get(network);
       if (!bar) continue;
-      list.forEach((l, j) => {
+      // Straight down where the bar is over the box; else, or where two ports
+      // would crowd each other, spread evenly along the bar.
+      const end = (l) => {
         const c = m.byId.get(l.container_id);
         const mine = m.links.get(c.id);
         const k = mine.indexOf(l);
-        const ax = bar.x + ((j + 0.5) * bar.w) / list.length;
+        return { c, mine, k, ex: c.at.x + ((k + 1) * c.at.w) / (mine.length + 1), ey: c.at.y };
+      };
+      const ends = list.map(end);
+      let ports = ends.map((e) => Math.min(bar.x + bar.w - 10, Math.max(bar.x + 10, e.ex)));
+      if (ports.some((p, i) => i > 0 && p - ports[i - 1] < 110)) {
+        ports = list.map((_, j) => bar.x + ((j + 0.5) * bar.w) / list.length);
+      }
+      list.forEach((l, j) => {
+        const { mine, k, ex, ey } = ends[j];
+        const ax = ports[j];
         const ay = bar.y + BAR_H;
-        const ex = c.at.x + ((k + 1) * c.at.w) / (mine.length + 1);
-        const ey = c.at.y;
         wires.append(svg('line', { x1: ax, y1: ay, x2: ex, y2: ey, class: 'net-veth' }));
         wires.append(svg('circle', { cx: ax, cy: ay, r: 2.5, class: 'net-port' }));
         // The labels sit beside the line: its x at the label's height.
