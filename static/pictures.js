@@ -8,12 +8,16 @@
 // containers changed. While the page is hidden the stream is closed, so a
 // forgotten tab costs the server nothing.
 //
-// Three views, one per lab: the launch trace (lab `run`), the namespace map
-// (lab `namespaces`) and the cgroup charts (lab `cgroups`). Each is text first
-// (a list, a table, a line of numbers under each chart); colours and charts
-// only picture the text.
+// Five views, one per lab: the launch trace (lab `run`), the namespace map
+// (lab `namespaces`), the cgroup charts (lab `cgroups`), the network topology
+// (lab `networks`) and the layers and mounts (lab `storage`). Each is text
+// first (a list, a table, a line of numbers under each chart); colours and
+// drawings only picture the text. Only the visible view is drawn, and only when
+// what it shows changed.
 
 import { CgroupView } from './cgroup_view.js';
+import { NetworkView } from './network_view.js';
+import { StorageView } from './storage_view.js';
 
 const NAMESPACE_TYPES = ['mnt', 'uts', 'ipc', 'pid', 'net', 'user', 'cgroup'];
 
@@ -31,6 +35,12 @@ const cgroups = new CgroupView(
   document.getElementById('cg-events'),
   base,
 );
+const network = new NetworkView(
+  document.getElementById('net-drawing'),
+  document.getElementById('net-details'),
+  document.getElementById('net-table'),
+);
+const storage = new StorageView(document.getElementById('st-containers'));
 
 let view = panel.dataset.view || 'namespaces';
 let latest = null; // the last sample
@@ -284,6 +294,8 @@ function draw() {
   if (view === 'trace') drawTrace();
   else if (view === 'namespaces') drawNamespaces();
   else if (view === 'cgroups') cgroups.draw();
+  else if (view === 'network') network.draw(latest);
+  else if (view === 'storage') storage.draw(latest);
 }
 
 // Which container is the newest: the picture lists them by name, so the page

@@ -142,11 +142,14 @@ struct LabPage {
 }
 
 /// The picture a lab is about: the launch trace for the lab on `run`, the cgroup charts
-/// for the cgroups lab, and the namespace map for the namespaces lab and any other.
+/// for the cgroups lab, the topology for the networks lab, the layers and mounts for the
+/// storage lab, and the namespace map for the namespaces lab and any other.
 fn picture_view(lab_id: &str) -> &'static str {
     match lab_id {
         "run" => "trace",
         "cgroups" => "cgroups",
+        "networks" => "network",
+        "storage" => "storage",
         _ => "namespaces",
     }
 }
@@ -238,6 +241,8 @@ mod tests {
         assert_eq!(picture_view("run"), "trace");
         assert_eq!(picture_view("namespaces"), "namespaces");
         assert_eq!(picture_view("cgroups"), "cgroups");
+        assert_eq!(picture_view("networks"), "network");
+        assert_eq!(picture_view("storage"), "storage");
         assert_eq!(picture_view("networking"), "namespaces");
     }
 }

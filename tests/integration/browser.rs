@@ -57,3 +57,11 @@ fn a_browser_shows_a_labs_steps_with_run_and_check_buttons() {
 fn a_browser_runs_a_lab_step_from_its_button_and_sees_it_pass() {
     run_browser_script("lab_click.mjs");
 }
+
+/// The topology issue: the networks lab's steps 2 and 3, run from their buttons, are drawn
+/// on the Network tab (bridge gt-lan, web and client with their addresses); clicking web
+/// shows its interfaces; the Storage tab shows its layers.
+#[test]
+fn a_browser_draws_a_labs_network_and_shows_a_containers_interfaces() {
+    run_browser_script("lab_network.mjs");
+}

@@ -1,0 +1,94 @@
+// The topology issue: "the session's namespaces, bridges, veth pairs ... drawn
+// live; clicking a container shows its interfaces." A person starts the
+// `networks` lab, runs step 2 (a bridge network `lan`) and step 3 (`web` and
+// `client` on it) from the steps' Run buttons, and the Network tab, which the
+// lab opens on, draws bridge gt-lan with both containers and their addresses;
+// clicking web (and pressing Enter on client) shows its interfaces. The
+// Storage tab then shows web's layers.
+
+import path from 'node:path';
+import { run, waitForScreen } from './helpers.mjs';
+
+async function waitFor(page, what, fn, arg) {
+  await page.waitForFunction(fn, arg, { timeout: 20000 }).catch(() => {
+    throw new Error(`${what} did not happen within 20 s`);
+  });
+}
+
+async function clickRun(page, step, command) {
+  const button = page.locator(`#step-${step} .code-block`, { hasText: command }).locator('button.run-code');
+  if ((await button.count()) !== 1) throw new Error(`step ${step} has no Run button for "${command}"`);
+  await button.click();
+}
+
+run('lab_network', async ({ page, baseUrl, outDir }) => {
+  await page.goto(`${baseUrl}/labs/networks`);
+  await page.locator('#start-lab').click();
+  await page.waitForURL(/\/labs\/networks\?session=/).catch(() => {
+    throw new Error(`"Start this lab" did not lead to /labs/networks?session=<id> (now at ${page.url()})`);
+  });
+  const sessionId = new URL(page.url()).searchParams.get('session');
+  console.log(`session: ${sessionId}`);
+
+  await page.waitForSelector('.xterm');
+  await waitForScreen(page, '# ', 'a shell prompt (# )');
+
+  // The lab opens its pictures on the Network tab, with no network yet.
+  if ((await page.locator('#tab-network').getAttribute('aria-selected')) !== 'true') {
+    throw new Error('the networks lab does not open its pictures on the Network tab');
+  }
+  await waitFor(page, 'the Network tab saying there is no network yet', () =>
+    (document.getElementById('net-table')?.textContent ?? '').includes('No networks yet'));
+
+  await clickRun(page, 2, 'gantry network create lan');
+  await waitForScreen(page, '10.88.1.1/24', "gt-lan's address (ip addr show gt-lan)", 'ip addr show gt-lan');
+
+  await clickRun(page, 3, 'gantry run -d --name web');
+  // The output of wget, not the echo of the typed httpd command: look after the wget line.
+  await waitForScreen(page, 'hello-from-web', "web's page fetched by client", 'http://web/');
+
+  await waitFor(page, 'the drawing and the table showing gt-lan with web and client in 10.88.1.0/24', () => {
+    const view = document.getElementById('view-network');
+    if (!view || view.hidden) return false;
+    const svg = document.querySelector('#net-drawing svg');
+    if (!svg || !svg.textContent.includes('gt-lan')) return false;
+    if (!svg.querySelector('[data-name="web"]') || !svg.querySelector('[data-name="client"]')) return false;
+    const rows = [...document.querySelectorAll('#net-table tbody tr')].map((tr) => tr.textContent);
+    const has = (name) => rows.some((r) => r.includes('gt-lan') && r.includes(name) && /10\.88\.1\.\d+\/24/.test(r));
+    return has('web') && has('client') && /10\.88\.1\.\d+\/24/.test(svg.textContent);
+  });
+  await page.screenshot({ path: path.join(outDir, 'lab-network.png') });
+
+  // Clicking web's box shows its interfaces.
+  await page.locator('#net-drawing [data-name="web"]').click();
+  await waitFor(page, "web's details showing eth0 and its 10.88.1.x address", () => {
+    const d = document.getElementById('net-details');
+    return d && !d.hidden && d.dataset.container === 'web'
+      && d.textContent.includes('eth0') && d.textContent.includes('10.88.1.')
+      && /net:\[\d+\]/.test(d.textContent);
+  });
+  await page.screenshot({ path: path.join(outDir, 'lab-network-web.png') });
+
+  // The boxes are buttons for the keyboard too.
+  await page.locator('#net-drawing [data-name="client"]').focus();
+  await page.keyboard.press('Enter');
+  await waitFor(page, "client's details after Enter on its box", () => {
+    const d = document.getElementById('net-details');
+    return d && !d.hidden && d.dataset.container === 'client' && d.textContent.includes('10.88.1.');
+  });
+
+  // Storage: web's overlay, its upper folder in the lab host.
+  await page.locator('#tab-storage').click();
+  await waitFor(page, "the Storage tab showing web's layers", () => {
+    const card = document.querySelector('#st-containers .st-card[data-container="web"]');
+    const text = card?.textContent ?? '';
+    return text.includes('merged') && /upper:\s*\/\S+\/upper/.test(text) && text.includes('the image busybox');
+  });
+  await page.screenshot({ path: path.join(outDir, 'lab-storage.png') });
+
+  const status = await page.evaluate(
+    (id) => fetch(`/api/v1/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' }).then((r) => r.status),
+    sessionId,
+  );
+  if (status >= 300) throw new Error(`deleting the session answered HTTP ${status}`);
+});
