@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a command in a new container.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List containers.
     Ps(containers::PsArgs),
     /// List images.
@@ -192,7 +192,7 @@ pub fn main() -> i32 {
                 }
             };
         }
-        Command::Run(args) => return run::run(&paths, args),
+        Command::Run(args) => return run::run(&paths, *args),
         Command::Ps(args) => containers::ps(&paths, args),
         Command::Images => containers::images(&paths),
         Command::Rm(args) => containers::rm(&paths, args),

@@ -128,7 +128,7 @@ pub fn main(host: &str, command: super::Command) -> anyhow::Result<i32> {
     use super::Command as C;
     let d = Daemon::from_env(host)?;
     match command {
-        C::Run(a) => run(&d, a),
+        C::Run(a) => run(&d, *a),
         C::Ps(a) => ps(&d, a),
         C::Rm(a) => rm(&d, a),
         C::Logs(a) => logs(&d, a),
