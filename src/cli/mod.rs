@@ -103,8 +103,13 @@ pub struct NetworkArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum NetworkCommand {
-    /// Create a bridge network.
-    Create { name: String },
+    /// Create a network: a bridge (default), or macvlan.
+    Create {
+        name: String,
+        /// bridge or macvlan.
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
+    },
     /// List networks.
     Ls,
     /// Show a network: its bridge, subnet and containers.

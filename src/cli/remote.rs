@@ -481,12 +481,12 @@ fn exec(d: &Daemon, a: ExecArgs) -> anyhow::Result<i32> {
 fn network(d: &Daemon, cmd: super::NetworkCommand) -> anyhow::Result<i32> {
     use super::NetworkCommand as N;
     match cmd {
-        N::Create { name } => {
+        N::Create { name, driver } => {
             let v = d
                 .request(
                     "POST",
                     "/lab/v1/networks",
-                    Some(&serde_json::json!({ "name": name })),
+                    Some(&serde_json::json!({ "name": name, "driver": driver })),
                 )?
                 .ok()?;
             println!("{}", v["name"].as_str().unwrap_or(""));

@@ -305,6 +305,32 @@ impl Netlink {
         .map(drop)
     }
 
+    /// `ip link add link PARENT name NAME netns NS type macvlan mode bridge`: a macvlan of
+    /// `parent` (here), created directly in the namespace `ns`.
+    pub fn add_macvlan(&mut self, parent: i32, name: &str, ns: RawFd) -> Result<(), NetlinkError> {
+        const IFLA_LINK: u16 = 5;
+        const IFLA_MACVLAN_MODE: u16 = 1;
+        const MACVLAN_MODE_BRIDGE: u32 = 4;
+        let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+        m.bytes(&ifinfomsg(0, 0, 0))
+            .attr_str(IFLA_IFNAME, name)
+            .attr_u32(IFLA_LINK, parent as u32)
+            .attr_u32(IFLA_NET_NS_FD, ns as u32)
+            .nested(IFLA_LINKINFO, |m| {
+                m.attr_str(IFLA_INFO_KIND, "macvlan");
+                m.nested(IFLA_INFO_DATA, |m| {
+                    m.attr_u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE);
+                });
+            });
+        self.request(
+            &format!(
+                "ip link add link {parent} name {name} netns <container> type macvlan mode bridge"
+            ),
+            &mut m,
+        )
+        .map(drop)
+    }
+
     /// `ip link set dev INDEX up`.
     pub fn set_up(&mut self, index: i32) -> Result<(), NetlinkError> {
         let up = libc::IFF_UP as u32;

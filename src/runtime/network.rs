@@ -23,11 +23,15 @@ use std::os::fd::AsRawFd;
 pub struct BridgeNet {
     /// The network's name, as the student gave it.
     pub network: String,
-    /// The bridge device in the lab host.
+    /// The bridge device in the lab host (for a macvlan network: its parent device).
     pub bridge: String,
     pub address: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
+    /// `macvlan`: the container's interface is a macvlan of `bridge` (its own MAC address
+    /// on the parent's segment) instead of a veth plugged into a bridge.
+    #[serde(default)]
+    pub macvlan: bool,
 }
 
 /// First octets of every session network: 10.88.N.0/24 for network N (each lab host has
@@ -66,6 +70,30 @@ pub fn create_bridge(
     nl.set_up(idx)
 }
 
+/// Creates the parent of a macvlan network in the namespace of `netns_pid`: a veth pair
+/// `parent` ⇄ `parent`+`p`, both up (a lab host has no network card of its own), with
+/// `address/prefix` on `parent`.
+pub fn create_macvlan_parent(
+    netns_pid: i32,
+    parent: &str,
+    address: Ipv4Addr,
+    prefix: u8,
+) -> Result<(), NetlinkError> {
+    let mut nl = Netlink::open_in(netns_pid)?;
+    let ns = std::fs::File::open(format!("/proc/{netns_pid}/ns/net")).map_err(|e| {
+        NetlinkError::Namespace(
+            format!("process {netns_pid}"),
+            nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    })?;
+    let peer = format!("{parent}p");
+    nl.add_veth(parent, None, &peer, ns.as_raw_fd(), None)?;
+    let p = nl.index(&peer)?;
+    nl.set_up(p)?;
+    let idx = nl.index(parent)?;
+    nl.add_address(idx, address, prefix)
+}
+
 /// Deletes the bridge (its veths stay, detached).
 pub fn delete_bridge(netns_pid: i32, bridge: &str) -> Result<(), NetlinkError> {
     let mut nl = Netlink::open_in(netns_pid)?;
@@ -91,14 +119,20 @@ pub fn attach(
             nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
     })?;
-    let veth = veth_name(container_id, ifname);
-    host.add_veth(&veth, Some(bridge), ifname, ns.as_raw_fd(), None)?;
+    if net.macvlan {
+        host.add_macvlan(bridge, ifname, ns.as_raw_fd())?;
+    } else {
+        let veth = veth_name(container_id, ifname);
+        host.add_veth(&veth, Some(bridge), ifname, ns.as_raw_fd(), None)?;
+    }
     let mut inside = Netlink::open_in(container_pid)?;
     let eth = inside.index(ifname)?;
     inside.add_address(eth, net.address, net.prefix)?;
     // (Created up, the peer fails with ENOTCONN: it is brought up here.)
     inside.set_up(eth)?;
-    if default_route {
+    // (A macvlan network has no gateway: macvlan children cannot even reach their
+    // parent's own address.)
+    if default_route && !net.macvlan {
         inside.add_default_route(net.gateway, eth)?;
     }
     Ok(())

@@ -27,7 +27,10 @@ pub struct SessionNetworks {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Network {
     pub name: String,
-    /// The bridge device in the lab host.
+    /// `bridge` or `macvlan`.
+    #[serde(default = "bridge_driver")]
+    pub driver: String,
+    /// The bridge device in the lab host (a macvlan network's parent device).
     pub bridge: String,
     /// The third octet of its subnet, 10.88.N.0/24.
     pub n: u8,
@@ -58,6 +61,10 @@ impl Network {
             .map(|k| Ipv4Addr::new(10, 88, self.n, k))
             .find(|a| !self.members.values().any(|m| m.address == *a))
     }
+}
+
+fn bridge_driver() -> String {
+    "bridge".into()
 }
 
 fn bad(e: impl std::fmt::Display) -> SessionError {
@@ -141,6 +148,23 @@ impl Sessions {
         row: &SessionRow,
         name: &str,
     ) -> Result<Network, SessionError> {
+        self.network_create_with(row, name, "bridge").await
+    }
+
+    /// `gantry network create --driver DRIVER NAME`: `bridge` (a Linux bridge, a veth per
+    /// container) or `macvlan` (each container a macvlan of one parent device, with its
+    /// own MAC address).
+    pub async fn network_create_with(
+        &self,
+        row: &SessionRow,
+        name: &str,
+        driver: &str,
+    ) -> Result<Network, SessionError> {
+        if !["bridge", "macvlan"].contains(&driver) {
+            return Err(bad(format!(
+                "unknown network driver {driver:?}: use bridge or macvlan"
+            )));
+        }
         let name = NetworkName::parse(name).map_err(bad)?.0;
         let _guard = self.net_lock.lock().await;
         let mut nets = self.networks(&row.id);
@@ -159,17 +183,24 @@ impl Sessions {
             .ok_or_else(|| bad("no free subnet"))?;
         let net = Network {
             bridge: format!("gt-{name}"),
+            driver: driver.to_string(),
             name: name.clone(),
             n,
             created_at: state::now(),
             members: BTreeMap::new(),
         };
         let pid = self.labhost_pid(row)?;
-        let (bridge, gw) = (net.bridge.clone(), net.gateway());
-        std::thread::spawn(move || network::create_bridge(pid, &bridge, gw, 24))
-            .join()
-            .map_err(|_| internal("the network thread panicked"))?
-            .map_err(internal)?;
+        let (bridge, gw, macvlan) = (net.bridge.clone(), net.gateway(), driver == "macvlan");
+        std::thread::spawn(move || {
+            if macvlan {
+                network::create_macvlan_parent(pid, &bridge, gw, 24)
+            } else {
+                network::create_bridge(pid, &bridge, gw, 24)
+            }
+        })
+        .join()
+        .map_err(|_| internal("the network thread panicked"))?
+        .map_err(internal)?;
         nets.networks.insert(name, net.clone());
         self.save_networks(&row.id, &nets)?;
         Ok(net)
@@ -236,6 +267,7 @@ impl Sessions {
             address,
             prefix: 24,
             gateway: net.gateway(),
+            macvlan: net.driver == "macvlan",
         };
         self.save_networks(&row.id, &nets)?;
         Ok((spec, self.hosts_file(&row.id, name)))
@@ -304,6 +336,7 @@ impl Sessions {
             address,
             prefix: 24,
             gateway: net.gateway(),
+            macvlan: net.driver == "macvlan",
         };
         let (id, ifn) = (cd.id.clone(), ifname.clone());
         // A container with no network yet gets its default route here.

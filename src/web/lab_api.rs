@@ -336,7 +336,7 @@ fn network_view(
         .collect();
     serde_json::json!({
         "name": n.name,
-        "driver": "bridge",
+        "driver": n.driver,
         "bridge": n.bridge,
         "subnet": n.subnet(),
         "gateway": n.gateway(),
@@ -364,6 +364,9 @@ pub async fn networks(
 #[serde(deny_unknown_fields)]
 pub struct NetworkRequest {
     name: String,
+    /// `bridge` (the default) or `macvlan`.
+    #[serde(default)]
+    driver: Option<String>,
 }
 
 pub async fn network_create(
@@ -374,7 +377,10 @@ pub async fn network_create(
     let row = session_of(&state, &req)?;
     let body: NetworkRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("the network request is not valid: {e}")))?;
-    let net = state.sessions.network_create(&row, &body.name).await?;
+    let net = state
+        .sessions
+        .network_create_with(&row, &body.name, body.driver.as_deref().unwrap_or("bridge"))
+        .await?;
     Ok(HttpResponse::Created().json(network_view(&state.sessions, &row, &net)))
 }
 

@@ -238,3 +238,38 @@ async fn a_published_port_of_the_lab_host_reaches_the_container() {
     assert!(!out.contains("published-hello"), "{out}");
     delete_session(&srv, &s).await;
 }
+
+#[tokio::test]
+async fn macvlan_containers_have_their_own_mac_and_talk_to_each_other() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let s = create_session(&srv).await;
+    let mut t = Term::connect(&srv, &s).await;
+    t.expect("# ", 10).await;
+    let out = sh(
+        &mut t,
+        "gantry network create --driver macvlan mv && gantry network ls",
+        "create",
+    )
+    .await;
+    assert!(out.contains("macvlan"), "{out}");
+    sh(
+        &mut t,
+        "gantry run -d --name a --network mv busybox sleep 600",
+        "a",
+    )
+    .await;
+    let out = sh(
+        &mut t,
+        "gantry run --rm --network mv busybox sh -c 'ip -o link show eth0; ping -c 2 -W 2 a'",
+        "ping",
+    )
+    .await;
+    assert!(out.contains("eth0@"), "a macvlan of the parent: {out}");
+    assert!(out.contains("2 packets received"), "{out}");
+    // Its parent's own address does not reach its macvlan children (bridge mode).
+    let out = sh(&mut t, "ping -c 1 -W 1 10.88.1.2", "parent").await;
+    assert!(out.contains("0 packets received"), "{out}");
+    sh(&mut t, "gantry rm -f a && gantry network rm mv", "rm").await;
+    delete_session(&srv, &s).await;
+}
