@@ -187,6 +187,7 @@ fn run(d: &Daemon, a: RunArgs) -> anyhow::Result<i32> {
         "tmpfs": a.tmpfs,
         "volumes_from": a.volumes_from,
         "publish": a.publish,
+        "node": a.node,
         // A foreground --rm is removed by this command once it has the exit code.
         "rm": a.rm && a.detach,
     });

@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// Publish a port of the lab host to the container (HOSTPORT:CPORT, TCP).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// In a lab host: run on this lab host (labhost, or labhost2 once an overlay network
+    /// made it).
+    #[arg(long)]
+    pub node: Option<String>,
     /// Image to run, e.g. busybox.
     pub image: String,
     /// Command and its arguments (default: sh).

@@ -331,6 +331,42 @@ impl Netlink {
         .map(drop)
     }
 
+    /// `ip link add NAME type vxlan id VNI remote REMOTE dstport 4789 dev UNDERLAY`,
+    /// enslaved to bridge `master` and up: one end of a VXLAN tunnel (RFC 7348) carrying
+    /// a bridge's Ethernet frames over UDP to the other host.
+    pub fn add_vxlan(
+        &mut self,
+        name: &str,
+        vni: u32,
+        remote: Ipv4Addr,
+        underlay: i32,
+        master: i32,
+    ) -> Result<(), NetlinkError> {
+        const IFLA_VXLAN_ID: u16 = 1;
+        const IFLA_VXLAN_GROUP: u16 = 2;
+        const IFLA_VXLAN_LINK: u16 = 3;
+        const IFLA_VXLAN_PORT: u16 = 15;
+        let up = libc::IFF_UP as u32;
+        let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+        m.bytes(&ifinfomsg(0, up, up))
+            .attr_str(IFLA_IFNAME, name)
+            .attr_u32(IFLA_MASTER, master as u32)
+            .nested(IFLA_LINKINFO, |m| {
+                m.attr_str(IFLA_INFO_KIND, "vxlan");
+                m.nested(IFLA_INFO_DATA, |m| {
+                    m.attr_u32(IFLA_VXLAN_ID, vni);
+                    m.attr(IFLA_VXLAN_GROUP, &remote.octets());
+                    m.attr_u32(IFLA_VXLAN_LINK, underlay as u32);
+                    m.attr(IFLA_VXLAN_PORT, &4789u16.to_be_bytes());
+                });
+            });
+        self.request(
+            &format!("ip link add {name} type vxlan id {vni} remote {remote} dstport 4789"),
+            &mut m,
+        )
+        .map(drop)
+    }
+
     /// `ip link set dev INDEX up`.
     pub fn set_up(&mut self, index: i32) -> Result<(), NetlinkError> {
         let up = libc::IFF_UP as u32;

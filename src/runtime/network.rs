@@ -32,6 +32,69 @@ pub struct BridgeNet {
     /// on the parent's segment) instead of a veth plugged into a bridge.
     #[serde(default)]
     pub macvlan: bool,
+    /// An overlay network: the bridge's frames cross to the other lab host in VXLAN, so
+    /// the container's MTU leaves room for the 50 bytes of encapsulation.
+    #[serde(default)]
+    pub overlay: bool,
+}
+
+/// The MTU inside an overlay network (1500 minus VXLAN's 50 bytes of headers).
+pub const OVERLAY_MTU: u32 = 1450;
+
+/// The underlay between a session's two lab hosts: a veth pair `gt-under`, one end in
+/// each lab host's network namespace, 192.168.200.1 ⇄ .2.
+pub fn create_underlay(
+    first_pid: i32,
+    second_pid: i32,
+) -> Result<(Ipv4Addr, Ipv4Addr), NetlinkError> {
+    let (a, b) = (
+        Ipv4Addr::new(192, 168, 200, 1),
+        Ipv4Addr::new(192, 168, 200, 2),
+    );
+    let mut one = Netlink::open_in(first_pid)?;
+    let ns = std::fs::File::open(format!("/proc/{second_pid}/ns/net")).map_err(|e| {
+        NetlinkError::Namespace(
+            format!("process {second_pid}"),
+            nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    })?;
+    one.add_veth(UNDERLAY, None, UNDERLAY, ns.as_raw_fd(), None)?;
+    let i = one.index(UNDERLAY)?;
+    one.add_address(i, a, 30)?;
+    let mut two = Netlink::open_in(second_pid)?;
+    let j = two.index(UNDERLAY)?;
+    two.add_address(j, b, 30)?;
+    two.set_up(j)?;
+    let lo = two.index("lo")?;
+    two.set_up(lo)?;
+    Ok((a, b))
+}
+
+/// The underlay device's name in both lab hosts.
+pub const UNDERLAY: &str = "gt-under";
+
+/// One side of an overlay network: bridge `bridge` (with `gateway` if given) and a VXLAN
+/// port on it towards `remote`.
+pub fn create_overlay_side(
+    pid: i32,
+    bridge: &str,
+    gateway: Option<(Ipv4Addr, u8)>,
+    vni: u32,
+    remote: Ipv4Addr,
+) -> Result<(), NetlinkError> {
+    let mut nl = Netlink::open_in(pid)?;
+    nl.add_bridge(bridge)?;
+    let br = nl.index(bridge)?;
+    if let Some((gw, prefix)) = gateway {
+        nl.add_address(br, gw, prefix)?;
+    }
+    nl.set_mtu(br, OVERLAY_MTU)?;
+    nl.set_up(br)?;
+    let under = nl.index(UNDERLAY)?;
+    let vx = format!("gv-{}", bridge.trim_start_matches("gt-"));
+    let mut vx = vx;
+    vx.truncate(15);
+    nl.add_vxlan(&vx, vni, remote, under, br)
 }
 
 /// First octets of every session network: 10.88.N.0/24 for network N (each lab host has
@@ -94,9 +157,15 @@ pub fn create_macvlan_parent(
     nl.add_address(idx, address, prefix)
 }
 
-/// Deletes the bridge (its veths stay, detached).
+/// Deletes the bridge, and the VXLAN tunnel end of an overlay network if there is one
+/// (veths stay, detached).
 pub fn delete_bridge(netns_pid: i32, bridge: &str) -> Result<(), NetlinkError> {
     let mut nl = Netlink::open_in(netns_pid)?;
+    let mut vx = format!("gv-{}", bridge.trim_start_matches("gt-"));
+    vx.truncate(15);
+    if let Ok(v) = nl.index(&vx) {
+        nl.delete_link(v)?;
+    }
     let idx = nl.index(bridge)?;
     nl.delete_link(idx)
 }
@@ -125,9 +194,17 @@ pub fn attach(
         let veth = veth_name(container_id, ifname);
         host.add_veth(&veth, Some(bridge), ifname, ns.as_raw_fd(), None)?;
     }
+    if net.overlay {
+        let veth = veth_name(container_id, ifname);
+        let v = host.index(&veth)?;
+        host.set_mtu(v, OVERLAY_MTU)?;
+    }
     let mut inside = Netlink::open_in(container_pid)?;
     let eth = inside.index(ifname)?;
     inside.add_address(eth, net.address, net.prefix)?;
+    if net.overlay {
+        inside.set_mtu(eth, OVERLAY_MTU)?;
+    }
     // (Created up, the peer fails with ENOTCONN: it is brought up here.)
     inside.set_up(eth)?;
     // (A macvlan network has no gateway: macvlan children cannot even reach their

@@ -67,6 +67,9 @@ pub struct RunRequest {
     /// `-p HOSTPORT:CPORT`.
     #[serde(default)]
     pub publish: Vec<String>,
+    /// The lab host to run on: `labhost` (the default) or `labhost2`.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// A nested container as the lab API lists it.
@@ -222,7 +225,7 @@ impl Sessions {
         row: &SessionRow,
         req: &RunRequest,
     ) -> Result<ContainerDir, SessionError> {
-        let host = self.container(row);
+        let host = self.lab_node(row, req.node.as_deref().unwrap_or("labhost"))?;
         let host_state = host
             .state()
             .ok()

@@ -9,6 +9,7 @@
 mod labfs;
 pub mod labhost;
 pub mod networks;
+pub mod nodes;
 pub mod picture;
 pub mod ports;
 pub mod volumes;
@@ -364,6 +365,7 @@ impl Sessions {
         for cd in self.nested(row) {
             self.stop_container(&cd.id).await;
         }
+        self.stop_second_node(row).await;
         self.stop_container(&row.container_id).await;
         self.store
             .end_session(&row.id, reason, code, state::now())?;

@@ -22,6 +22,9 @@ pub const MAX_NETWORKS: usize = 16;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionNetworks {
     pub networks: BTreeMap<String, Network>,
+    /// The session's second lab host (container id), made for overlay networks.
+    #[serde(default)]
+    pub node2: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,9 +163,9 @@ impl Sessions {
         name: &str,
         driver: &str,
     ) -> Result<Network, SessionError> {
-        if !["bridge", "macvlan"].contains(&driver) {
+        if !["bridge", "macvlan", "overlay"].contains(&driver) {
             return Err(bad(format!(
-                "unknown network driver {driver:?}: use bridge or macvlan"
+                "unknown network driver {driver:?}: use bridge, macvlan or overlay"
             )));
         }
         let name = NetworkName::parse(name).map_err(bad)?.0;
@@ -191,6 +194,38 @@ impl Sessions {
         };
         let pid = self.labhost_pid(row)?;
         let (bridge, gw, macvlan) = (net.bridge.clone(), net.gateway(), driver == "macvlan");
+        if driver == "overlay" {
+            // Both lab hosts: a bridge each, joined by a VXLAN tunnel over the underlay.
+            let node2 = self.second_node(row, &mut nets).await?;
+            let pid2 = node2
+                .state()
+                .ok()
+                .and_then(|s| s.pid)
+                .ok_or_else(|| internal("the second lab host has no pid"))?;
+            let vni = 100 + n as u32;
+            std::thread::spawn(move || {
+                network::create_overlay_side(
+                    pid,
+                    &bridge,
+                    Some((gw, 24)),
+                    vni,
+                    std::net::Ipv4Addr::new(192, 168, 200, 2),
+                )?;
+                network::create_overlay_side(
+                    pid2,
+                    &bridge,
+                    None,
+                    vni,
+                    std::net::Ipv4Addr::new(192, 168, 200, 1),
+                )
+            })
+            .join()
+            .map_err(|_| internal("the network thread panicked"))?
+            .map_err(internal)?;
+            nets.networks.insert(name, net.clone());
+            self.save_networks(&row.id, &nets)?;
+            return Ok(net);
+        }
         std::thread::spawn(move || {
             if macvlan {
                 network::create_macvlan_parent(pid, &bridge, gw, 24)
@@ -222,10 +257,24 @@ impl Sessions {
         }
         let pid = self.labhost_pid(row)?;
         let bridge = net.bridge.clone();
-        std::thread::spawn(move || network::delete_bridge(pid, &bridge))
-            .join()
-            .map_err(|_| internal("the network thread panicked"))?
-            .map_err(internal)?;
+        // An overlay network has its bridge and tunnel end on both lab hosts.
+        let second = if net.driver == "overlay" {
+            self.lab_node(row, "labhost2")
+                .ok()
+                .and_then(|cd| cd.state().ok())
+                .and_then(|s| s.pid)
+        } else {
+            None
+        };
+        std::thread::spawn(move || {
+            for p in std::iter::once(pid).chain(second) {
+                network::delete_bridge(p, &bridge)?;
+            }
+            Ok::<_, crate::runtime::netlink::NetlinkError>(())
+        })
+        .join()
+        .map_err(|_| internal("the network thread panicked"))?
+        .map_err(internal)?;
         nets.networks.remove(name);
         let _ = std::fs::remove_file(self.hosts_file(&row.id, name));
         self.save_networks(&row.id, &nets)
@@ -268,6 +317,7 @@ impl Sessions {
             prefix: 24,
             gateway: net.gateway(),
             macvlan: net.driver == "macvlan",
+            overlay: net.driver == "overlay",
         };
         self.save_networks(&row.id, &nets)?;
         Ok((spec, self.hosts_file(&row.id, name)))
@@ -337,6 +387,7 @@ impl Sessions {
             prefix: 24,
             gateway: net.gateway(),
             macvlan: net.driver == "macvlan",
+            overlay: net.driver == "overlay",
         };
         let (id, ifn) = (cd.id.clone(), ifname.clone());
         // A container with no network yet gets its default route here.

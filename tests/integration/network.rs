@@ -273,3 +273,51 @@ async fn macvlan_containers_have_their_own_mac_and_talk_to_each_other() {
     sh(&mut t, "gantry rm -f a && gantry network rm mv", "rm").await;
     delete_session(&srv, &s).await;
 }
+
+#[tokio::test]
+async fn an_overlay_network_joins_containers_on_two_lab_hosts() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let s = create_session(&srv).await;
+    let mut t = Term::connect(&srv, &s).await;
+    t.expect("# ", 10).await;
+    // The first overlay network starts labhost2 and the underlay link to it.
+    let out = sh(&mut t, "gantry network create --driver overlay ov && gantry network ls && ip -o addr show gt-under", "create").await;
+    assert!(
+        out.contains("overlay") && out.contains("192.168.200.1/30"),
+        "{out}"
+    );
+    sh(
+        &mut t,
+        "gantry run -d --name far --node labhost2 --network ov busybox sh -c 'echo over-the-tunnel > /tmp/index.html; hostname > /tmp/host; httpd -f -p 80 -h /tmp'",
+        "far",
+    )
+    .await;
+    // far's processes are not in this lab host's pid namespace: it runs on labhost2.
+    let out = sh(&mut t, "ps | grep -c '[h]ttpd -f'", "ps").await;
+    assert!(out.contains("\r\n0\r\n"), "{out}");
+    let out = sh(
+        &mut t,
+        "gantry run --rm --network ov busybox sh -c 'ping -c 2 -W 2 far; wget -q -O- http://far/'",
+        "tunnel",
+    )
+    .await;
+    assert!(
+        out.contains("2 packets received") && out.contains("over-the-tunnel"),
+        "{out}"
+    );
+    // Without an overlay there is no labhost2 to run on.
+    let s2 = create_session(&srv).await;
+    let mut t2 = Term::connect(&srv, &s2).await;
+    t2.expect("# ", 10).await;
+    let out = sh(
+        &mut t2,
+        "gantry run --rm --node labhost2 busybox true",
+        "nonode",
+    )
+    .await;
+    assert!(out.contains("there is no labhost2 yet"), "{out}");
+    sh(&mut t, "gantry rm -f far && gantry network rm ov", "rm").await;
+    delete_session(&srv, &s).await;
+    delete_session(&srv, &s2).await;
+}
