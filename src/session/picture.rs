@@ -39,6 +39,8 @@ pub struct Node {
     pub mounts: Vec<String>,
     /// The writable layer's upper folder, as the lab host sees it (nested containers).
     pub upper: Option<String>,
+    /// Which lab host it runs on: `labhost` or `labhost2` (an overlay's second host).
+    pub node: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -73,6 +75,11 @@ pub struct Picture {
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkPicture {
     pub name: String,
+    /// `bridge`, `macvlan` or `overlay`.
+    pub driver: String,
+    /// For an overlay network: its VXLAN tunnel between the two lab hosts, e.g.
+    /// "gv-ov: VNI 101, labhost 192.168.200.1 ⇄ labhost2 192.168.200.2 (UDP 4789, over gt-under)".
+    pub tunnel: Option<String>,
     pub bridge: String,
     pub subnet: String,
     pub gateway: String,
@@ -268,6 +275,14 @@ impl Sessions {
                         .map(|t| format!("tmpfs ({} MiB) -> {}", t.size >> 20, t.target)),
                 )
                 .collect(),
+            node: match (
+                &spec.nest,
+                self.networks(spec.session.as_deref().unwrap_or("")).node2,
+            ) {
+                (Some(n), Some(second)) if n.host == second => "labhost2".into(),
+                _ if spec.hostname.as_str() == "labhost2" => "labhost2".into(),
+                _ => "labhost".into(),
+            },
             upper: spec.nest.as_ref().map(|_| {
                 format!(
                     "{}/rootfs/upper",
@@ -300,6 +315,19 @@ impl Sessions {
                 .values()
                 .map(|n| NetworkPicture {
                     name: n.name.clone(),
+                    driver: n.driver.clone(),
+                    tunnel: (n.driver == "overlay").then(|| {
+                        format!(
+                            "{}: VNI {}, labhost 192.168.200.1 ⇄ labhost2 192.168.200.2 (UDP 4789, over {})",
+                            {
+                                let mut v = format!("gv-{}", n.name);
+                                v.truncate(15);
+                                v
+                            },
+                            100 + n.n as u32,
+                            crate::runtime::network::UNDERLAY
+                        )
+                    }),
                     bridge: n.bridge.clone(),
                     subnet: n.subnet(),
                     gateway: n.gateway().to_string(),
