@@ -30,7 +30,7 @@ export class StorageView {
   draw(sample) {
     if (!sample) return;
     const running = (sample.containers || []).filter((c) => c.status === 'running');
-    const key = JSON.stringify(running.map((c) => [c.id, c.name, c.image, c.upper, c.mounts]));
+    const key = JSON.stringify(running.map((c) => [c.id, c.name, c.image, c.upper, c.mounts, c.changes]));
     if (key === this.drawn) return;
     this.drawn = key;
     if (!running.length) {
@@ -75,6 +75,24 @@ export class StorageView {
     }
     const mountsHead = el('h5', '', 'Mounted over it');
     card.append(mountsHead, list);
+
+    // What the writable layer holds now (gantry diff), updated with every sample: a file
+    // of the image appears here (C) the moment it is copied up.
+    const changes = c.changes || [];
+    const diffHead = el('h5', '', 'In its writable layer now (gantry diff)');
+    const diff = el('ul', 'st-changes');
+    diff.setAttribute('aria-live', 'polite');
+    if (changes.length) {
+      diff.append(...changes.map((line) => {
+        const li = el('li', `st-change st-change-${line[0]}`);
+        const word = { A: 'added', C: 'changed', D: 'deleted' }[line[0]] || '';
+        li.append(el('code', '', line), word ? ` (${word})` : '');
+        return li;
+      }));
+    } else {
+      diff.append(el('li', 'empty', 'nothing yet: it has written nothing outside its mounts'));
+    }
+    card.append(diffHead, diff);
 
     if (upper) {
       const watch = el('p', 'hint st-watch');

@@ -41,7 +41,13 @@ pub struct Node {
     pub upper: Option<String>,
     /// Which lab host it runs on: `labhost` or `labhost2` (an overlay's second host).
     pub node: String,
+    /// What it changed in its writable layer so far (`gantry diff`, at most
+    /// [`CHANGES_SHOWN`] lines): copy-up, live.
+    pub changes: Vec<String>,
 }
+
+/// Most `changes` lines a sample carries.
+pub const CHANGES_SHOWN: usize = 40;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Pids {
@@ -282,6 +288,15 @@ impl Sessions {
                 (Some(n), Some(second)) if n.host == second => "labhost2".into(),
                 _ if spec.hostname.as_str() == "labhost2" => "labhost2".into(),
                 _ => "labhost".into(),
+            },
+            changes: match (&spec.nest, pid) {
+                (Some(n), Some(_)) => self
+                    .layer_changes_of(n.host_pid, &cd.id, &spec.image_rootfs)
+                    .into_iter()
+                    .take(CHANGES_SHOWN)
+                    .map(|c| format!("{} {}", c.kind, c.path))
+                    .collect(),
+                _ => vec![],
             },
             upper: spec.nest.as_ref().map(|_| {
                 format!(

@@ -224,6 +224,21 @@ pub fn layer_changes(upper: &Path, lower: &Path) -> Vec<Change> {
 }
 
 impl Sessions {
+    /// The changes in the writable layer of nested container `id` of the lab host whose
+    /// first process is `labhost_pid` (empty if it cannot be read).
+    pub(crate) fn layer_changes_of(&self, labhost_pid: i32, id: &str, image: &Path) -> Vec<Change> {
+        let Ok(root) = labfs::root_of(labhost_pid) else {
+            return vec![];
+        };
+        match labfs::open(
+            &root,
+            &format!("{LABHOST_DATA}/containers/{id}/rootfs/upper"),
+        ) {
+            Ok(upper) => layer_changes(&labfs::fd_path(&upper), image),
+            Err(_) => vec![],
+        }
+    }
+
     /// `gantry diff CONTAINER`: what the container added, changed and deleted.
     pub fn diff(
         &self,
