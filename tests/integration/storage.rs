@@ -107,6 +107,30 @@ async fn volumes_persist_read_only_holds_and_diff_is_right() {
     for line in ["A /added", "C /etc", "C /etc/group", "D /etc/passwd"] {
         assert!(out.contains(line), "{line} in: {out}");
     }
+    // The page's picture carries the same changes, live.
+    let pic: serde_json::Value = reqwest::Client::new()
+        .get(srv.url(&format!("/api/v1/sessions/{}/picture", s.id)))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let w = pic["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "w")
+        .expect("w in the picture");
+    let changes: Vec<&str> = w["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert!(changes.contains(&"D /etc/passwd"), "{changes:?}");
+    assert!(w["upper"].as_str().unwrap().ends_with("/rootfs/upper"));
     let out = sh(
         &mut t,
         "ls /var/lib/gantry/containers/$(gantry ps -q | head -1)/rootfs/upper/etc 2>/dev/null; gantry inspect w | grep upper",
