@@ -259,7 +259,10 @@ export class NetworkView {
             svg('rect', { x: bx, y: by, width: bw, height: BAR_H, rx: 3, class: `net-bar net-bar-${driver}` }),
             svg('text', { x: bx + 8, y: by + 14, class: 'net-bar-name' }, `${n.bridge} (network ${n.name})`),
             svg('text', { x: bx + 8, y: by + 29, class: 'net-bar-addr' },
-              driver === 'macvlan' ? `${n.subnet} (no gateway in the lab host)` : `${n.subnet}, gateway ${n.gateway}`),
+              driver === 'macvlan' ? `${n.subnet} (no gateway in the lab host)`
+                // labhost2's side of an overlay carries no address: the gateway is in labhost.
+                : h.name === 'labhost2' ? `${n.subnet}, gateway ${n.gateway} in labhost`
+                  : `${n.subnet}, gateway ${n.gateway}`),
             svg('text', { x: bx + 8, y: by + 43, class: 'net-bar-driver' }, `driver: ${driverText(n)}`),
           );
         });
@@ -454,7 +457,8 @@ export class NetworkView {
       }
       const netCell = () => {
         const span = el('span');
-        span.append(el('strong', '', n.bridge), ` (${n.name}) ${n.subnet}, gateway ${n.gateway}`);
+        const gateway = n.driver === 'macvlan' ? 'no gateway in the lab host' : `gateway ${n.gateway}`;
+        span.append(el('strong', '', n.bridge), ` (${n.name}) ${n.subnet}, ${gateway}`);
         return span;
       };
       const live = (n.links || []).filter((l) => m.byId.has(l.container_id));

@@ -126,6 +126,7 @@ run('lab_network', async ({ page, baseUrl, outDir }) => {
       && rows.some((r) => r[0].includes('gt-lan') && r[1] === 'bridge' && r[2] === 'web' && r[3] === 'labhost');
   });
   await page.screenshot({ path: path.join(outDir, 'lab-network-overlay.png') });
+  await page.locator('#net-drawing svg').screenshot({ path: path.join(outDir, 'lab-network-overlay-drawing.png') });
   await page.locator('#net-drawing [data-name="far"]').click();
   await waitFor(page, "far's details naming its node, labhost2", () => {
     const d = document.getElementById('net-details');
