@@ -4,10 +4,12 @@
 // `client` on it) from the steps' Run buttons, and the Network tab, which the
 // lab opens on, draws bridge gt-lan with both containers and their addresses;
 // clicking web (and pressing Enter on client) shows its interfaces. The
-// Storage tab then shows web's layers.
+// Storage tab then shows web's layers. Last, an overlay network `ov` and a
+// container `far` on the second lab host, typed into the terminal: the Network
+// tab draws labhost2 with far under it, the overlay driver and the VXLAN tunnel.
 
 import path from 'node:path';
-import { run, waitForScreen } from './helpers.mjs';
+import { run, typeLine, waitForScreen } from './helpers.mjs';
 
 async function waitFor(page, what, fn, arg) {
   await page.waitForFunction(fn, arg, { timeout: 20000 }).catch(() => {
@@ -85,6 +87,51 @@ run('lab_network', async ({ page, baseUrl, outDir }) => {
     return text.includes('merged') && /upper:\s*\/\S+\/upper/.test(text) && text.includes('the image busybox');
   });
   await page.screenshot({ path: path.join(outDir, 'lab-storage.png') });
+
+  // An overlay network starts the second lab host; a container run there is drawn in
+  // labhost2's box, and the tunnel between the two hosts' bars carries its VNI.
+  await page.locator('#tab-network').click();
+  await page.locator('.xterm-helper-textarea').focus();
+  // The marker is computed by the shell, so the typed line itself does not show it.
+  await typeLine(page, 'gantry network create --driver overlay ov && '
+    + 'gantry run -d --name far --node labhost2 --network ov busybox sleep 600 && echo far-$((40+2))');
+  await page.waitForFunction(
+    () => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('far-42'),
+    undefined,
+    { timeout: 90000 },
+  ).catch(() => {
+    throw new Error('the terminal did not show far-42 (overlay ov and container far on labhost2) within 90 s');
+  });
+  await waitFor(page, 'the Network tab drawing labhost2 with far on it, the overlay driver and the tunnel', () => {
+    const svg = document.querySelector('#net-drawing svg');
+    if (!svg) return false;
+    const host2 = svg.querySelector('[data-host="labhost2"]');
+    const far = svg.querySelector('[data-name="far"] rect');
+    if (!host2 || !far || !svg.textContent.includes('labhost2')) return false;
+    // far's box stands under labhost2's box, not the lab host's.
+    const hx = Number(host2.getAttribute('x'));
+    const hw = Number(host2.getAttribute('width'));
+    const fx = Number(far.getAttribute('x'));
+    if (fx < hx || fx > hx + hw) return false;
+    if (!svg.textContent.includes('overlay')) return false;
+    const tunnel = svg.querySelector('.net-tunnel[data-network="ov"]');
+    if (!tunnel || !tunnel.querySelector('line')) return false;
+    if (!(tunnel.querySelector('title')?.textContent ?? '').includes('VNI')) return false;
+    const table = document.getElementById('net-table')?.textContent ?? '';
+    // Network, Driver, Container, Node, ... cell by cell.
+    const rows = [...document.querySelectorAll('#net-table tbody tr')].map((tr) => [...tr.cells].map((td) => td.textContent));
+    const tunnelRow = [...document.querySelectorAll('#net-table .net-tunnel-row')].map((tr) => tr.textContent);
+    return table.includes('VNI') && tunnelRow.some((t) => t.includes('VNI') && t.includes('labhost2 192.168.200.2'))
+      && rows.some((r) => r[0].includes('gt-ov') && r[1].startsWith('overlay') && r[2] === 'far' && r[3] === 'labhost2')
+      && rows.some((r) => r[0].includes('gt-lan') && r[1] === 'bridge' && r[2] === 'web' && r[3] === 'labhost');
+  });
+  await page.screenshot({ path: path.join(outDir, 'lab-network-overlay.png') });
+  await page.locator('#net-drawing svg').screenshot({ path: path.join(outDir, 'lab-network-overlay-drawing.png') });
+  await page.locator('#net-drawing [data-name="far"]').click();
+  await waitFor(page, "far's details naming its node, labhost2", () => {
+    const d = document.getElementById('net-details');
+    return d && !d.hidden && d.dataset.container === 'far' && d.textContent.includes('labhost2');
+  });
 
   const status = await page.evaluate(
     (id) => fetch(`/api/v1/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' }).then((r) => r.status),
