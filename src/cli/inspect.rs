@@ -26,10 +26,10 @@ fn running(paths: &Paths, key: &str) -> anyhow::Result<(ContainerDir, i32, Conta
 pub fn exec(paths: &Paths, a: ExecArgs) -> anyhow::Result<i32> {
     super::require_root()?;
     if a.tty {
-        bail!("exec -t is not available yet: run a command (gantry exec {} ps), or start an interactive container with gantry run -it", a.container);
+        bail!("exec -t is for lab hosts; on the host, run a command (gantry exec {} ps) or start an interactive container with gantry run -it", a.container);
     }
     let (cd, _, _) = running(paths, &a.container)?;
-    Ok(crate::runtime::exec::exec_in(&cd, &a.command)?)
+    Ok(crate::runtime::exec::exec_in(&cd, &a.command, false)?)
 }
 
 pub fn inspect(paths: &Paths, a: NameArgs) -> anyhow::Result<i32> {

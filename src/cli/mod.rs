@@ -73,6 +73,9 @@ pub enum Command {
     ExecIn {
         #[arg(long)]
         id: String,
+        /// Give the command a pty; relay monitor frames on stdin, raw output on stdout.
+        #[arg(long)]
+        tty: bool,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
@@ -187,9 +190,9 @@ pub fn main() -> i32 {
     let paths = Paths::new(cli.data_dir, cli.state_dir);
     let result = match cli.command {
         Command::Monitor { id } => return crate::runtime::monitor::main(&paths, &id),
-        Command::ExecIn { id, command } => {
+        Command::ExecIn { id, tty, command } => {
             let cd = crate::runtime::state::ContainerDir::new(&paths, &id);
-            return match crate::runtime::exec::exec_in(&cd, &command) {
+            return match crate::runtime::exec::exec_in(&cd, &command, tty) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("gantry: {e}");

@@ -218,8 +218,12 @@ fn attach(d: &Daemon, id: &str, tty: bool, interactive: bool) -> anyhow::Result<
         .build()?;
     let socket = d.socket.clone();
     let id2 = id.to_string();
+    let path = format!("/lab/v1/containers/{id}/attach");
     let streamed =
-        rt.block_on(async move { stream_terminal(&socket, &id2, tty, interactive).await });
+        rt.block_on(async move { stream_terminal(&socket, &path, &id2, tty, interactive).await });
+    // Its stdin reader may be blocked in read(2), which nothing can interrupt: do not
+    // wait for it.
+    rt.shutdown_background();
     match streamed {
         Ok(Some(code)) => Ok(code),
         // Gone before we attached: its output is in the log, its code in `wait`.
@@ -240,6 +244,7 @@ fn attach(d: &Daemon, id: &str, tty: bool, interactive: bool) -> anyhow::Result<
 /// exit frame.
 async fn stream_terminal(
     socket: &std::path::Path,
+    path: &str,
     id: &str,
     tty: bool,
     interactive: bool,
@@ -248,7 +253,7 @@ async fn stream_terminal(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_tungstenite::tungstenite::Message;
     let stream = tokio::net::UnixStream::connect(socket).await?;
-    let url = format!("ws://gantry/lab/v1/containers/{id}/attach");
+    let url = format!("ws://gantry{path}");
     let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
     let (mut tx, mut rx) = ws.split();
     let _raw = if tty {
@@ -463,9 +468,36 @@ fn stats(d: &Daemon, a: NameArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn exec(d: &Daemon, a: ExecArgs) -> anyhow::Result<i32> {
     if a.tty {
-        bail!("exec -t is not available yet: run a command (gantry exec {} ps), or start an interactive container with gantry run -it", a.container);
+        let command = serde_json::to_string(&a.command)?;
+        let path = format!(
+            "/lab/v1/containers/{}/exec-tty?command={}",
+            a.container,
+            query_escape(&command)
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let socket = d.socket.clone();
+        let name = a.container.clone();
+        let code = rt.block_on(async move {
+            stream_terminal(&socket, &path, &name, true, a.interactive).await
+        });
+        rt.shutdown_background();
+        return Ok(code?.unwrap_or(125));
     }
     let v = d
         .request(

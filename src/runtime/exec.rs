@@ -43,7 +43,11 @@ fn sys(step: impl Into<String>) -> impl FnOnce(nix::Error) -> ExecError {
 
 /// Runs `command` in the running container `cd` and returns its exit code (the shell
 /// convention: 128 + signal when killed). Never returns in the forked child.
-pub fn exec_in(cd: &ContainerDir, command: &[String]) -> Result<i32, ExecError> {
+///
+/// With `tty`, the command gets a new pty from the container's own devpts, as its
+/// controlling terminal, and this process relays: monitor frames on stdin (data, resize)
+/// to the pty, the pty's output as raw bytes to stdout.
+pub fn exec_in(cd: &ContainerDir, command: &[String], tty: bool) -> Result<i32, ExecError> {
     let spec = cd
         .spec()
         .map_err(|_| ExecError::NotRunning(cd.id.clone()))?;
@@ -79,10 +83,31 @@ pub fn exec_in(cd: &ContainerDir, command: &[String]) -> Result<i32, ExecError> 
     for (name, flag, f) in fds {
         nix::sched::setns(f, flag).map_err(sys(format!("setns {name}")))?;
     }
+    // (The container's /dev/ptmx: we are in its mount namespace now.)
+    let pty = if tty {
+        Some(launch::open_pty().map_err(sys("open /dev/ptmx"))?)
+    } else {
+        None
+    };
     // SAFETY: single-threaded helper; the child carries on alone.
     match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
-        nix::unistd::ForkResult::Parent { child } => Ok(launch::wait(child).code),
+        nix::unistd::ForkResult::Parent { child } => match pty {
+            Some((master, slave)) => {
+                drop(slave);
+                relay(&master, child);
+                Ok(launch::wait(child).code)
+            }
+            None => Ok(launch::wait(child).code),
+        },
         nix::unistd::ForkResult::Child => {
+            if let Some((master, slave)) = pty {
+                drop(master);
+                if let Err(e) = controlling_terminal(&slave) {
+                    eprintln!("gantry exec: terminal: {e}");
+                    // SAFETY: leave without running the parent's destructors.
+                    unsafe { libc::_exit(EXIT_SETUP_FAILED) }
+                }
+            }
             let code = match child(&spec, command) {
                 Ok(never) => match never {},
                 Err((code, msg)) => {
@@ -97,6 +122,105 @@ pub fn exec_in(cd: &ContainerDir, command: &[String]) -> Result<i32, ExecError> 
 }
 
 enum Never {}
+
+/// Makes `slave` our controlling terminal in a new session, on fds 0, 1 and 2.
+fn controlling_terminal(slave: &std::os::fd::OwnedFd) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    nix::unistd::setsid()?;
+    // SAFETY: TIOCSCTTY takes an int argument.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+        return Err(nix::Error::last());
+    }
+    for fd in 0..3 {
+        // SAFETY: dup2 onto 0..2 of a descriptor we own.
+        if unsafe { libc::dup2(slave.as_raw_fd(), fd) } < 0 {
+            return Err(nix::Error::last());
+        }
+    }
+    Ok(())
+}
+
+/// Copies between our stdin/stdout and the pty master until the command has exited and
+/// its output is drained.
+fn relay(master: &std::os::fd::OwnedFd, child: nix::unistd::Pid) {
+    use crate::runtime::monitor_proto::{Decoder, Frame};
+    use std::os::fd::AsRawFd;
+    let mut dec = Decoder::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut stdin_open = true;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: if stdin_open { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: poll on two pollfds we own; 200 ms so an exit is noticed.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 200) };
+        if n < 0 && nix::Error::last() != nix::Error::EINTR {
+            return;
+        }
+        if fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            match nix::unistd::read(master, &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => {
+                    use std::io::Write;
+                    let mut out = std::io::stdout();
+                    if out.write_all(&buf[..k]).and_then(|_| out.flush()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if stdin_open && fds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+            match nix::unistd::read(std::io::stdin(), &mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(k) => {
+                    dec.push(&buf[..k]);
+                    while let Ok(Some(f)) = dec.next_frame() {
+                        match f {
+                            Frame::Data(d) => {
+                                let _ = nix::unistd::write(master, &d);
+                            }
+                            Frame::Resize { cols, rows } => {
+                                let ws = libc::winsize {
+                                    ws_row: rows,
+                                    ws_col: cols,
+                                    ws_xpixel: 0,
+                                    ws_ypixel: 0,
+                                };
+                                // SAFETY: TIOCSWINSZ reads a winsize we own.
+                                unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        // The command exited (seen without reaping it: the caller collects its status).
+        if n == 0
+            && matches!(
+                nix::sys::wait::waitid(
+                    nix::sys::wait::Id::Pid(child),
+                    nix::sys::wait::WaitPidFlag::WEXITED
+                        | nix::sys::wait::WaitPidFlag::WNOHANG
+                        | nix::sys::wait::WaitPidFlag::WNOWAIT,
+                ),
+                Ok(nix::sys::wait::WaitStatus::Exited(..))
+                    | Ok(nix::sys::wait::WaitStatus::Signaled(..))
+            )
+        {
+            return;
+        }
+    }
+}
 
 fn child(
     spec: &crate::runtime::spec::ContainerSpec,

@@ -924,7 +924,7 @@ fn dup_onto(from: RawFd, to: RawFd) -> nix::Result<()> {
 }
 
 /// Opens a pty from the container's /dev/ptmx (its own devpts instance) and its peer.
-fn open_pty() -> nix::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn open_pty() -> nix::Result<(OwnedFd, OwnedFd)> {
     use nix::fcntl::{open, OFlag};
     use nix::sys::stat::Mode;
     let master = open(

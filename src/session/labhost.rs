@@ -581,3 +581,37 @@ impl Sessions {
             .map_err(|e| SessionError::Start(e.to_string()))
     }
 }
+
+impl Sessions {
+    /// Starts `command` in the running container `cd` with a pty (`gantry exec -it`): the
+    /// returned process takes monitor frames on stdin and gives the pty's output on
+    /// stdout; its exit code is the command's.
+    pub fn exec_tty(
+        &self,
+        cd: &ContainerDir,
+        command: &[String],
+    ) -> Result<tokio::process::Child, SessionError> {
+        if command.is_empty() {
+            return Err(bad("exec needs a command"));
+        }
+        if !cd.state().is_ok_and(|s| state::container_alive(&s)) {
+            return Err(SessionError::Conflict(format!(
+                "container {} is not running",
+                cd.id
+            )));
+        }
+        tokio::process::Command::new(&self.cfg.helper_exe)
+            .arg("--data-dir")
+            .arg(&self.paths.data_dir)
+            .arg("--state-dir")
+            .arg(&self.paths.state_dir)
+            .args(["exec-in", "--tty", "--id", &cd.id, "--"])
+            .args(command)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| SessionError::Start(format!("spawning exec: {e}")))
+    }
+}

@@ -311,6 +311,91 @@ pub async fn attach(
     super::terminal::open_for(&state, &req, body, &row, &cd).await
 }
 
+#[derive(Deserialize)]
+pub struct ExecTtyQuery {
+    /// The command, as a JSON array of strings.
+    command: String,
+}
+
+/// `gantry exec -it`: a WebSocket (the terminal protocol) to a new process in the
+/// container, on a pty of its own; the exit frame carries its exit code.
+pub async fn exec_tty(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+    key: web::Path<String>,
+    q: web::Query<ExecTtyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::runtime::monitor_proto::Frame;
+    use actix_ws::AggregatedMessage as Message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let row = session_of(&state, &req)?;
+    let cd = state.sessions.find_nested(&row, &key)?;
+    let command: Vec<String> = serde_json::from_str(&q.command).map_err(|e| {
+        ApiError::BadRequest(format!("command must be a JSON array of strings: {e}"))
+    })?;
+    let mut child = state.sessions.exec_tty(&cd, &command)?;
+    let (resp, mut ws, stream) =
+        actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(ApiError::Internal("exec without pipes".into()));
+    };
+    actix_web::rt::spawn(async move {
+        let mut stream = stream.max_frame_size(256 * 1024).aggregate_continuations();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            tokio::select! {
+                msg = stream.recv() => {
+                    let frame = match msg {
+                        Some(Ok(Message::Binary(b))) => match super::terminal::parse_client_frame(&b) {
+                            Ok(super::terminal::ClientFrame::Data(d)) => Frame::Data(d),
+                            Ok(super::terminal::ClientFrame::Resize { cols, rows }) => Frame::Resize { cols, rows },
+                            Ok(super::terminal::ClientFrame::Ack(_)) => continue,
+                            Err(_) => break,
+                        },
+                        Some(Ok(Message::Text(t))) => Frame::Data(t.as_bytes().to_vec()),
+                        Some(Ok(Message::Ping(p))) => {
+                            let _ = ws.pong(&p).await;
+                            continue;
+                        }
+                        Some(Ok(_)) => continue,
+                        // The client went away: so does the command (kill_on_drop).
+                        _ => return,
+                    };
+                    if stdin.write_all(&frame.encode()).await.is_err() {
+                        break;
+                    }
+                }
+                n = stdout.read(&mut buf) => {
+                    match n {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let mut out = vec![super::terminal::OP_DATA];
+                            out.extend_from_slice(&buf[..n]);
+                            if ws.binary(out).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let code = match child.wait().await {
+            Ok(s) => s.code().unwrap_or(137),
+            Err(_) => 125,
+        };
+        let mut exit = vec![super::terminal::OP_EXIT];
+        exit.extend_from_slice(
+            serde_json::json!({ "exit_code": code })
+                .to_string()
+                .as_bytes(),
+        );
+        let _ = ws.binary(exit).await;
+        let _ = ws.close(None).await;
+    });
+    Ok(resp)
+}
+
 pub async fn images(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -537,6 +622,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/containers/{key}/unpause", web::post().to(unpause))
             .route("/containers/{key}/wait", web::get().to(wait))
             .route("/containers/{key}/attach", web::get().to(attach))
+            .route("/containers/{key}/exec-tty", web::get().to(exec_tty))
             .route("/images", web::get().to(images))
             .route("/containers/{key}/diff", web::get().to(diff))
             .route("/volumes", web::get().to(volumes))

@@ -257,3 +257,34 @@ async fn a_student_walks_lab_4_networking_modes() {
 async fn a_student_walks_lab_5_storage() {
     walk("storage").await;
 }
+
+#[tokio::test]
+async fn exec_with_a_terminal_gives_an_interactive_shell_in_a_container() {
+    let d = Dirs::new();
+    let srv = Server::start(&d, &[]);
+    let s = create_session(&srv).await;
+    let mut t = Term::connect(&srv, &s).await;
+    t.expect("# ", 10).await;
+    t.send(
+        "gantry run -d --name web --hostname webhost busybox sleep 600; gantry exec -it web sh\r",
+    )
+    .await;
+    // The prompt of a shell inside web (its hostname), on a pty of its own.
+    t.expect("webhost", 30).await;
+    t.send("echo inside-$((40+2)); tty; exit 3\r").await;
+    t.expect("inside-42", 10).await;
+    t.expect("/dev/pts/", 10).await;
+    // Back on the lab host once the shell in web has exited.
+    t.expect("root@labhost:~# ", 10).await;
+    t.send("echo code=$?\r").await;
+    t.expect("code=3", 10).await;
+    // And an interactive container of its own: gantry run -it.
+    t.send("gantry run -it --rm --hostname inner busybox sh\r").await;
+    t.expect("inner", 30).await;
+    t.send("echo run-$((1+2)); exit 5\r").await;
+    t.expect("run-3", 10).await;
+    t.expect("root@labhost:~# ", 10).await;
+    t.send("echo code=$?\r").await;
+    t.expect("code=5", 10).await;
+    delete_session(&srv, &s).await;
+}
