@@ -279,7 +279,8 @@ async fn exec_with_a_terminal_gives_an_interactive_shell_in_a_container() {
     t.send("echo code=$?\r").await;
     t.expect("code=3", 10).await;
     // And an interactive container of its own: gantry run -it.
-    t.send("gantry run -it --rm --hostname inner busybox sh\r").await;
+    t.send("gantry run -it --rm --hostname inner busybox sh\r")
+        .await;
     t.expect("inner", 30).await;
     t.send("echo run-$((1+2)); exit 5\r").await;
     t.expect("run-3", 10).await;
