@@ -196,7 +196,10 @@ pub fn launch(
         &spec.id,
         &spec.limits,
     )?;
-    timeline.mark("cgroup created, limits written");
+    timeline.mark(&format!(
+        "cgroup created, limits written: {}",
+        limits_written(&spec.limits)
+    ));
 
     let started = start_in_cgroup(spec, container_dir, &ops, io, &cgroup, &mut timeline);
     match started {
@@ -259,7 +262,7 @@ fn start_in_cgroup(
     drop(child_sock);
     drop(io);
     let pid = Pid::from_raw(ret as i32);
-    timeline.mark("clone into new namespaces");
+    timeline.mark(&format!("clone into new namespaces: {}", flag_names(flags)));
     let fail = |e: LaunchError| {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
@@ -652,6 +655,43 @@ fn child_setup(
     // (The socket is close-on-exec: after this, the parent reads EOF once execve works.)
     let _ = sock.send(&SyncMsg::Exec { steps }, None);
     exec(spec)
+}
+
+/// The namespace flags of a clone, as clone(2) names them.
+pub fn flag_names(flags: CloneFlags) -> String {
+    [
+        (CloneFlags::CLONE_NEWUSER, "CLONE_NEWUSER"),
+        (CloneFlags::CLONE_NEWNS, "CLONE_NEWNS"),
+        (CloneFlags::CLONE_NEWPID, "CLONE_NEWPID"),
+        (CloneFlags::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (CloneFlags::CLONE_NEWIPC, "CLONE_NEWIPC"),
+        (CloneFlags::CLONE_NEWNET, "CLONE_NEWNET"),
+    ]
+    .iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .map(|(_, n)| *n)
+    .collect::<Vec<_>>()
+    .join("|")
+}
+
+/// The cgroup files a container's limits are written to (cgroup v1 names).
+fn limits_written(l: &crate::runtime::spec::Limits) -> String {
+    let mut out = vec![];
+    if let Some(m) = l.memory {
+        out.push(format!("memory.limit_in_bytes={}", m.bytes()));
+    }
+    if let Some(c) = l.cpus {
+        out.push(format!(
+            "cpu.cfs_quota_us={} (period {})",
+            c.quota_us(),
+            crate::runtime::spec::CpuLimit::PERIOD_US
+        ));
+    }
+    if let Some(p) = l.pids {
+        out.push(format!("pids.max={}", p.get()));
+    }
+    out.push("devices.deny=a, devices.allow=<the minimal /dev>".into());
+    out.join(", ")
 }
 
 /// `clone(2)` as fork: returns 0 in the child, the child's pid (in the caller's pid
