@@ -219,7 +219,13 @@ fn trace_of(cd: &ContainerDir) -> Vec<TraceStep> {
 }
 
 impl Sessions {
-    fn node(&self, cd: &ContainerDir, depth: usize, with_trace: bool) -> Option<Node> {
+    fn node(
+        &self,
+        cd: &ContainerDir,
+        depth: usize,
+        with_trace: bool,
+        labhost_id: &str,
+    ) -> Option<Node> {
         let spec = cd.spec().ok()?;
         let mut st = cd.state().ok()?;
         state::reap_if_orphaned(cd, &mut st);
@@ -281,12 +287,9 @@ impl Sessions {
                         .map(|t| format!("tmpfs ({} MiB) -> {}", t.size >> 20, t.target)),
                 )
                 .collect(),
-            node: match (
-                &spec.nest,
-                self.networks(spec.session.as_deref().unwrap_or("")).node2,
-            ) {
-                (Some(n), Some(second)) if n.host == second => "labhost2".into(),
-                _ if spec.hostname.as_str() == "labhost2" => "labhost2".into(),
+            node: match &spec.nest {
+                Some(n) if n.host != labhost_id => "labhost2".into(),
+                None if spec.hostname.as_str() == "labhost2" => "labhost2".into(),
                 _ => "labhost".into(),
             },
             changes: match (&spec.nest, pid) {
@@ -313,7 +316,7 @@ impl Sessions {
         let mut containers: Vec<Node> = self
             .nested(row)
             .iter()
-            .filter_map(|cd| self.node(cd, 1, with_trace))
+            .filter_map(|cd| self.node(cd, 1, with_trace, &row.container_id))
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
         Picture {
@@ -322,7 +325,7 @@ impl Sessions {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
             host_namespaces: namespaces_of("self"),
-            labhost: self.node(&self.container(row), 0, with_trace),
+            labhost: self.node(&self.container(row), 0, with_trace, &row.container_id),
             containers,
             networks: self
                 .networks(&row.id)

@@ -188,13 +188,22 @@ pub struct Change {
 /// (a character device 0:0, see the kernel's overlayfs docs) is a deletion; a path the
 /// image has too is a change; anything else was added.
 pub fn layer_changes(upper: &Path, lower: &Path) -> Vec<Change> {
+    layer_changes_at_most(upper, lower, usize::MAX)
+}
+
+/// [`layer_changes`], stopping after `max` entries (the live picture reads a layer every
+/// second, and a layer may hold thousands of files).
+pub fn layer_changes_at_most(upper: &Path, lower: &Path, max: usize) -> Vec<Change> {
     use std::os::unix::fs::FileTypeExt;
     use std::os::unix::fs::MetadataExt;
-    fn walk(dir: &Path, rel: &str, lower: &Path, out: &mut Vec<Change>) {
+    fn walk(dir: &Path, rel: &str, lower: &Path, out: &mut Vec<Change>, max: usize) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
         };
         for e in rd.flatten() {
+            if out.len() >= max {
+                return;
+            }
             let name = e.file_name().to_string_lossy().into_owned();
             let path = format!("{rel}/{name}");
             let Ok(meta) = e.path().symlink_metadata() else {
@@ -213,12 +222,12 @@ pub fn layer_changes(upper: &Path, lower: &Path) -> Vec<Change> {
                 path: path.clone(),
             });
             if meta.is_dir() {
-                walk(&e.path(), &path, lower, out);
+                walk(&e.path(), &path, lower, out, max);
             }
         }
     }
     let mut out = vec![];
-    walk(upper, "", lower, &mut out);
+    walk(upper, "", lower, &mut out, max);
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
