@@ -383,11 +383,18 @@ fn rm(d: &Daemon, a: RmArgs) -> anyhow::Result<i32> {
     if keys.is_empty() {
         bail!("name the containers to remove, e.g. gantry rm -f web (or --all)");
     }
+    delete_each(d, &keys, |k| {
+        format!("/lab/v1/containers/{k}?force={}", a.force)
+    })
+}
+
+/// DELETEs `path(name)` for each name, printing the ones removed and the errors of the
+/// others (as `docker rm` does); exit code 1 if any failed.
+fn delete_each(d: &Daemon, names: &[String], path: impl Fn(&str) -> String) -> anyhow::Result<i32> {
     let mut code = 0;
-    for k in keys {
-        let path = format!("/lab/v1/containers/{k}?force={}", a.force);
-        match d.request("DELETE", &path, None)?.ok() {
-            Ok(_) => println!("{k}"),
+    for name in names {
+        match d.request("DELETE", &path(name), None)?.ok() {
+            Ok(_) => println!("{name}"),
             Err(e) => {
                 eprintln!("gantry: {e}");
                 code = 1;
@@ -556,20 +563,7 @@ fn network(d: &Daemon, cmd: super::NetworkCommand) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         N::Rm { names } => {
-            let mut code = 0;
-            for name in names {
-                match d
-                    .request("DELETE", &format!("/lab/v1/networks/{name}"), None)?
-                    .ok()
-                {
-                    Ok(_) => println!("{name}"),
-                    Err(e) => {
-                        eprintln!("gantry: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            return Ok(code);
+            return delete_each(d, &names, |n| format!("/lab/v1/networks/{n}"));
         }
         N::Connect { network, container } => {
             let v = d
@@ -641,20 +635,7 @@ fn volume(d: &Daemon, cmd: super::VolumeCommand) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         V::Rm { names } => {
-            let mut code = 0;
-            for name in names {
-                match d
-                    .request("DELETE", &format!("/lab/v1/volumes/{name}"), None)?
-                    .ok()
-                {
-                    Ok(_) => println!("{name}"),
-                    Err(e) => {
-                        eprintln!("gantry: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            return Ok(code);
+            return delete_each(d, &names, |n| format!("/lab/v1/volumes/{n}"));
         }
     }
     Ok(0)

@@ -266,23 +266,6 @@ impl ContainerCgroup {
             })
     }
 
-    /// Lets host uid `uid` move itself into this cgroup (v1: owns the `tasks` files). A
-    /// nested container's first process is the session's uid from its first instant.
-    pub fn allow_self_join(&self, uid: u32) -> Result<(), CgroupError> {
-        for s in self.cg.subsystems() {
-            let tasks = s.to_controller().path().join("tasks");
-            if tasks.exists() {
-                nix::unistd::chown(&tasks, Some(nix::unistd::Uid::from_raw(uid)), None).map_err(
-                    |e| CgroupError::Limits {
-                        path: tasks.display().to_string(),
-                        message: e.to_string(),
-                    },
-                )?;
-            }
-        }
-        Ok(())
-    }
-
     /// Whether the container's first process should move itself in with
     /// [`Self::join_self`] (cgroup v1) rather than be moved by its parent.
     pub fn joins_itself(&self) -> bool {

@@ -237,6 +237,14 @@ impl ContainerDir {
         }
     }
 
+    /// The host pid of the container's first process, if it is running.
+    pub fn running_pid(&self) -> Option<i32> {
+        self.state()
+            .ok()
+            .filter(container_alive)
+            .and_then(|s| s.pid)
+    }
+
     pub fn save(&self, state: &ContainerState) -> Result<(), StateError> {
         write_atomic(
             &self.dir.join("state.json"),

@@ -165,6 +165,13 @@ impl Sessions {
         }
     }
 
+    /// The host pid of the session's (first) lab host, which must be running.
+    pub(crate) fn labhost_pid(&self, row: &SessionRow) -> Result<i32, SessionError> {
+        self.container(row)
+            .running_pid()
+            .ok_or_else(|| SessionError::Ended(row.id.clone()))
+    }
+
     /// The running session whose lab host runs as host uid `uid` (the peer of a lab API
     /// connection): the uid range says which session it is; no token is needed or
     /// accepted, the kernel vouches for the caller.

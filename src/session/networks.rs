@@ -136,15 +136,6 @@ impl Sessions {
         Ok(())
     }
 
-    fn labhost_pid(&self, row: &SessionRow) -> Result<i32, SessionError> {
-        self.container(row)
-            .state()
-            .ok()
-            .filter(state::container_alive)
-            .and_then(|s| s.pid)
-            .ok_or_else(|| SessionError::Ended(row.id.clone()))
-    }
-
     /// `gantry network create NAME`: a bridge with the next free /24.
     pub async fn network_create(
         &self,
@@ -198,9 +189,7 @@ impl Sessions {
             // Both lab hosts: a bridge each, joined by a VXLAN tunnel over the underlay.
             let node2 = self.second_node(row, &mut nets).await?;
             let pid2 = node2
-                .state()
-                .ok()
-                .and_then(|s| s.pid)
+                .running_pid()
                 .ok_or_else(|| internal("the second lab host has no pid"))?;
             let vni = 100 + n as u32;
             std::thread::spawn(move || {
@@ -261,8 +250,7 @@ impl Sessions {
         let second = if net.driver == "overlay" {
             self.lab_node(row, "labhost2")
                 .ok()
-                .and_then(|cd| cd.state().ok())
-                .and_then(|s| s.pid)
+                .and_then(|cd| cd.running_pid())
         } else {
             None
         };
@@ -346,12 +334,9 @@ impl Sessions {
         cd: &ContainerDir,
     ) -> Result<Member, SessionError> {
         let pid = self.labhost_pid(row)?;
-        let st = cd
-            .state()
-            .ok()
-            .filter(state::container_alive)
+        let cpid = cd
+            .running_pid()
             .ok_or_else(|| SessionError::Conflict(format!("container {} is not running", cd.id)))?;
-        let cpid = st.pid.ok_or_else(|| internal("no pid"))?;
         let cname = cd
             .spec()
             .ok()
@@ -421,12 +406,7 @@ impl Sessions {
         let member = net.members.get(&cd.id).cloned().ok_or_else(|| {
             SessionError::Missing(format!("container {} is not on network {name}", cd.id))
         })?;
-        if let Some(cpid) = cd
-            .state()
-            .ok()
-            .filter(state::container_alive)
-            .and_then(|s| s.pid)
-        {
+        if let Some(cpid) = cd.running_pid() {
             let ifname = member.ifname.clone();
             std::thread::spawn(move || network::detach(cpid, &ifname))
                 .join()

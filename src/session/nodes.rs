@@ -34,12 +34,7 @@ impl Sessions {
         }
         let first = self.container(row);
         let first_spec = first.spec().map_err(internal)?;
-        let first_pid = first
-            .state()
-            .ok()
-            .filter(state::container_alive)
-            .and_then(|s| s.pid)
-            .ok_or_else(|| SessionError::Ended(row.id.clone()))?;
+        let first_pid = self.labhost_pid(row)?;
         let image = ImageName::parse(LABHOST_IMAGE).expect("a valid image name");
         let rootfs = ImageStore::new(&self.paths)
             .rootfs(&image)
@@ -51,9 +46,7 @@ impl Sessions {
         self.start_container(&spec).await?;
         let cd = ContainerDir::new(&self.paths, &id);
         let second_pid = cd
-            .state()
-            .ok()
-            .and_then(|s| s.pid)
+            .running_pid()
             .ok_or_else(|| internal("the second lab host has no pid"))?;
         let linked = std::thread::spawn(move || {
             crate::runtime::network::create_underlay(first_pid, second_pid)

@@ -11,7 +11,6 @@ use super::labfs;
 use super::{SessionError, Sessions};
 use crate::runtime::launch::LABHOST_DATA;
 use crate::runtime::spec::NetworkName;
-use crate::runtime::state;
 use crate::store::SessionRow;
 use serde::Serialize;
 use std::path::Path;
@@ -53,14 +52,7 @@ impl Sessions {
         &self,
         row: &SessionRow,
     ) -> Result<std::os::fd::OwnedFd, SessionError> {
-        let pid = self
-            .container(row)
-            .state()
-            .ok()
-            .filter(state::container_alive)
-            .and_then(|s| s.pid)
-            .ok_or_else(|| SessionError::Ended(row.id.clone()))?;
-        labfs::root_of(pid).map_err(internal)
+        labfs::root_of(self.labhost_pid(row)?).map_err(internal)
     }
 
     /// `gantry volume create NAME` (also done by `run -v NAME:/path` on first use).

@@ -381,3 +381,10 @@ pub fn rss_kib(pid: i32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// Types `line` into the shell of `t`, followed by a marker echo, and returns the output up
+/// to the marker (written `x""-y` so the echo of the typed line does not match).
+pub async fn sh(t: &mut Term, line: &str, tag: &str) -> String {
+    t.send(&format!("{line}; echo {tag}\"\"-end\r")).await;
+    t.expect(&format!("{tag}-end\r\n"), 60).await
+}

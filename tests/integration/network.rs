@@ -4,12 +4,6 @@
 
 use crate::helpers::*;
 
-/// Runs a line in the terminal and returns its output up to a marker.
-async fn sh(t: &mut Term, line: &str, tag: &str) -> String {
-    t.send(&format!("{line}; echo {tag}\"\"-end\r")).await;
-    t.expect(&format!("{tag}-end\r\n"), 60).await
-}
-
 #[tokio::test]
 async fn containers_on_a_user_network_talk_by_name_and_other_modes_hold() {
     let d = Dirs::new();

@@ -4,11 +4,6 @@
 
 use crate::helpers::*;
 
-async fn sh(t: &mut Term, line: &str, tag: &str) -> String {
-    t.send(&format!("{line}; echo {tag}\"\"-end\r")).await;
-    t.expect(&format!("{tag}-end\r\n"), 60).await
-}
-
 #[tokio::test]
 async fn volumes_persist_read_only_holds_and_diff_is_right() {
     let d = Dirs::new();
